@@ -1,0 +1,1 @@
+"""The `dcign` command line (installed as `keras_dcign.cli`)."""

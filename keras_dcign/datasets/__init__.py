@@ -1,0 +1,1 @@
+"""Datasets for DC-IGN training."""

@@ -1,0 +1,110 @@
+"""The clamp / gradient-filter layer of monovariant DC-IGN training."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_dcign.graphics_code import GraphicsCode
+
+CLAMP_MODES = ("mean", "first")
+
+
+@keras.saving.register_keras_serializable(package="keras_dcign")
+class GraphicsCodeClamp(keras.layers.Layer):
+    """Clamps every latent outside the batch's active group, and filters gradients.
+
+    In a DC-IGN minibatch only one transformation varies (say, light). The
+    latents of every other group are clamped to one value for the whole
+    batch, so the decoder can only explain the variation through the active
+    group. On the way back the active group gets its normal gradient, while
+    each clamped latent gets `invariance_strength * (z - batch mean)` instead
+    of what the decoder asks for: a pull of the encoder towards producing
+    the same value for every image of the batch ("invariance targeting";
+    0 gives a zero gradient, the reference code's default).
+
+    Args:
+        code: the `GraphicsCode` (or its config) that names the groups.
+        clamp: `"mean"` clamps to the batch mean (as in the paper) or
+            `"first"` to the first sample's values (as the reference code).
+        invariance_strength: non-negative float, the strength of the
+            gradient that pulls clamped latents towards their batch mean.
+
+    Call arguments:
+        z: latent tensor of shape `(batch, code.size)`.
+        group: integer tensor, either a scalar or one id per sample (the
+            first sample's id is the batch's), the active group id;
+            a negative id means nothing is clamped (a plain VAE batch).
+
+    Example:
+
+    >>> clamp = GraphicsCodeClamp(GraphicsCode.paper())
+    >>> z_clamped = clamp(z, group=2)  # only "light" varies in this batch
+    """
+
+    def __init__(self, code, clamp="mean", invariance_strength=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(code, dict):
+            code = GraphicsCode.from_config(code)
+        if not isinstance(code, GraphicsCode):
+            raise ValueError(f"code must be a GraphicsCode, got {code!r}.")
+        if clamp not in CLAMP_MODES:
+            raise ValueError(f"clamp={clamp!r} is not supported; expected one of {CLAMP_MODES}.")
+        strength = float(invariance_strength)
+        if not np.isfinite(strength) or strength < 0:
+            raise ValueError(
+                f"invariance_strength={invariance_strength!r} is invalid; expected a "
+                "non-negative number."
+            )
+        self.code = code
+        self.clamp = clamp
+        self.invariance_strength = strength
+        self._unit_groups = np.asarray(code.group_of_unit(), dtype="int32")
+
+    def active_mask(self, group, dtype):
+        """A `(code.size,)` mask, 1 for the active group's units (all units if < 0)."""
+        group = ops.convert_to_tensor(group)
+        if len(ops.shape(group)) > 0:
+            group = ops.reshape(group, (-1,))[0]
+        group = ops.cast(group, "int32")
+        unit_groups = ops.convert_to_tensor(self._unit_groups)
+        active = ops.logical_or(ops.equal(unit_groups, group), ops.less(group, 0))
+        return ops.cast(active, dtype)
+
+    def call(self, z, group):
+        mask = self.active_mask(group, z.dtype)
+        strength = ops.cast(self.invariance_strength, z.dtype)
+        return _clamp_with_invariance_gradient(z, mask, strength, self.clamp == "first")
+
+    def compute_output_shape(self, z_shape, group_shape=None):
+        return z_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "code": self.code.get_config(),
+                "clamp": self.clamp,
+                "invariance_strength": self.invariance_strength,
+            }
+        )
+        return config
+
+
+def _clamp_with_invariance_gradient(z, mask, strength, use_first):
+    # Defined once here; `first` is a Python bool so each mode traces its own graph.
+    @ops.custom_gradient
+    def clamp(z, mask, strength):
+        batch_mean = ops.mean(z, axis=0, keepdims=True)
+        anchor = z[:1] if use_first else batch_mean
+        out = mask * z + (1.0 - mask) * anchor
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            invariance = strength * (z - batch_mean)
+            dz = mask * upstream + (1.0 - mask) * invariance
+            return dz, ops.zeros_like(mask), ops.zeros_like(strength)
+
+        return out, grad
+
+    return clamp(z, mask, strength)

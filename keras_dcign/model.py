@@ -1,0 +1,331 @@
+"""The DC-IGN model: encoder, graphics code, clamp and decoder."""
+
+import itertools
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from keras_dcign.graphics_code import GraphicsCode
+from keras_dcign.layers import GraphicsCodeClamp
+from keras_dcign.objective import RECONSTRUCTIONS, dcign_objective
+from keras_dcign.posterior import DiagonalGaussian
+from keras_dcign.trainers import backend_trainer
+
+ENCODER_KERNEL = 5
+DECODER_KERNEL = 7
+
+
+def plan_padding(image_size):
+    """Per-layer zero-padding that makes the decoder's output `image_size` square.
+
+    Every encoder stage is a 5x5 convolution and a 2x2 max-pool (floor),
+    every decoder stage a x2 nearest upsampling and a 7x7 convolution. At
+    150 px all convolutions are "valid", exactly as the reference network
+    (150 -> 15 -> 150). For other sizes the smallest symmetric padding is
+    chosen, first for the encoder (0-2 px per side) and then for the decoder
+    (0-3 px per side, 3 being "same"), so that the output equals the input.
+
+    Returns:
+        `(encoder_padding, decoder_padding, code_grid)`: tuples of pixels per
+        side for the 3 encoder and 4 decoder convolutions, and the side of
+        the grid between them.
+    """
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16:
+        raise ValueError(f"image_size={image_size!r} is not supported; expected an integer >= 16.")
+    decoder_options = sorted(itertools.product(range(4), repeat=4), key=lambda p: (sum(p), p))
+    encoder_options = sorted(itertools.product(range(3), repeat=3), key=lambda p: (sum(p), p))
+    for encoder in encoder_options:
+        grid = image_size
+        for pad in encoder:
+            grid = (grid + 2 * pad - ENCODER_KERNEL + 1) // 2
+        if grid < 2:
+            continue
+        for decoder in decoder_options:
+            size = grid
+            for pad in decoder:
+                size = 2 * size + 2 * pad - DECODER_KERNEL + 1
+            if size == image_size:
+                return encoder, decoder, grid
+    raise ValueError(f"image_size={image_size} is not supported: no padding reproduces it.")
+
+
+@keras.saving.register_keras_serializable(package="keras_dcign")
+class DCIGN(backend_trainer(), keras.Model):
+    """The Deep Convolutional Inverse Graphics Network (Kulkarni et al., 2015).
+
+    A variational auto-encoder whose latent "graphics code" is split into
+    named groups (azimuth, elevation, light, intrinsic). With the defaults it
+    is exactly the reference network: 3 x [5x5 conv, 2x2 max-pool, ReLU] with
+    96/48/24 maps, two linear heads to a 200-unit code, then a linear layer
+    back to 24x15x15 and 4 x [x2 nearest upsampling, 7x7 conv] with 48/96/96/1
+    maps and a sigmoid: 4,131,137 parameters. Other image sizes choose
+    per-layer zero padding so the output size equals the input size (see
+    `plan_padding`).
+
+    Training follows the paper: a batch is `(images, group_ids)` where the
+    group id names the one group that varies in the batch (-1: everything
+    varies). Latents outside that group are clamped for the whole batch by
+    `GraphicsCodeClamp`, which also filters their gradients.
+
+    Args:
+        image_size: side of the square input images (150 in the paper).
+        channels: 1 for grayscale, 3 for RGB.
+        feature_maps: maps of the first encoder convolution (F); the network
+            uses F, F/2, F/4 maps in the encoder and F/2, F, F in the decoder.
+        code: a `GraphicsCode` (default `GraphicsCode.paper()`).
+        monovariant: True for DC-IGN training; False trains every batch as a
+            plain VAE (the paper's entangled baseline, same architecture).
+        clamp: `"mean"` (paper) or `"first"` (reference code).
+        invariance_strength: gradient strength pulling clamped latents
+            towards their batch mean (0 = zero gradient).
+        reconstruction: `"bernoulli"` (summed binary cross-entropy) or
+            `"gaussian"`.
+        gaussian_scale: standard deviation of the Gaussian likelihood.
+        kl_weight: weight of the KL term (beta).
+        seed: seed of the sampling noise.
+
+    Example:
+
+    >>> model = keras_dcign.DCIGN(image_size=64, feature_maps=32)
+    >>> model.compile()
+    >>> model.fit(faces.dataset(image_size=64), epochs=1)
+    >>> relit = model.rerender(images, light=1.5)
+    """
+
+    def __init__(
+        self,
+        image_size=150,
+        channels=1,
+        feature_maps=96,
+        code=None,
+        monovariant=True,
+        clamp="mean",
+        invariance_strength=0.0,
+        reconstruction="bernoulli",
+        gaussian_scale=0.1,
+        kl_weight=1.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(code, dict):
+            code = GraphicsCode.from_config(code)
+        code = GraphicsCode.paper() if code is None else code
+        if channels not in (1, 3):
+            raise ValueError(f"channels={channels!r} is not supported; expected 1 or 3.")
+        if isinstance(feature_maps, bool) or not isinstance(feature_maps, int) or (
+            feature_maps < 4 or feature_maps % 4
+        ):
+            raise ValueError(
+                f"feature_maps={feature_maps!r} is invalid; expected a positive multiple of 4."
+            )
+        if reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(
+                f"reconstruction={reconstruction!r} is not supported; expected one of "
+                f"{RECONSTRUCTIONS}."
+            )
+        if not float(kl_weight) >= 0:
+            raise ValueError(f"kl_weight={kl_weight!r} is invalid; expected a number >= 0.")
+        self.image_size = image_size
+        self.channels = channels
+        self.feature_maps = feature_maps
+        self.code = code
+        self.monovariant = bool(monovariant)
+        self.reconstruction = reconstruction
+        self.gaussian_scale = float(gaussian_scale)
+        self.kl_weight = float(kl_weight)
+        self.seed = seed
+        encoder_padding, decoder_padding, grid = plan_padding(image_size)
+        self.clamp = GraphicsCodeClamp(code, clamp, invariance_strength, name="clamp")
+        self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
+
+        maps = (feature_maps, feature_maps // 2, feature_maps // 4)
+        self.encoder_layers = []
+        for i, (filters, pad) in enumerate(zip(maps, encoder_padding), start=1):
+            if pad:
+                self.encoder_layers.append(layers.ZeroPadding2D(pad, name=f"encoder_pad_{i}"))
+            self.encoder_layers += [
+                layers.Conv2D(filters, ENCODER_KERNEL, name=f"encoder_conv_{i}"),
+                layers.MaxPooling2D(2, name=f"encoder_pool_{i}"),
+                layers.ReLU(name=f"encoder_relu_{i}"),
+            ]
+        self.encoder_layers.append(layers.Flatten(name="encoder_flatten"))
+        self.z_mean = layers.Dense(code.size, name="z_mean")
+        self.z_log_var = layers.Dense(code.size, name="z_log_var")
+
+        self.decoder_layers = [
+            layers.Dense(grid * grid * maps[2], activation="relu", name="decoder_dense"),
+            layers.Reshape((grid, grid, maps[2]), name="decoder_reshape"),
+        ]
+        decoder_maps = (feature_maps // 2, feature_maps, feature_maps, channels)
+        for i, (filters, pad) in enumerate(zip(decoder_maps, decoder_padding), start=1):
+            self.decoder_layers.append(layers.UpSampling2D(2, name=f"decoder_upsample_{i}"))
+            if pad:
+                self.decoder_layers.append(layers.ZeroPadding2D(pad, name=f"decoder_pad_{i}"))
+            self.decoder_layers.append(
+                layers.Conv2D(
+                    filters,
+                    DECODER_KERNEL,
+                    activation="relu" if i < 4 else None,
+                    name=f"decoder_conv_{i}",
+                )
+            )
+        self._trackers = [
+            keras.metrics.Mean(name=name)
+            for name in ["loss", "reconstruction", "kl"] + [f"kl_{g}" for g in code.names]
+        ]
+        self.build((None, image_size, image_size, channels))
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.encoder_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.z_mean.build(shape)
+        self.z_log_var.build(shape)
+        shape = (shape[0], self.code.size)
+        for layer in self.decoder_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.built = True
+
+    @property
+    def metrics(self):
+        return self._trackers
+
+    def _check_images(self, images):
+        expected = (self.image_size, self.image_size, self.channels)
+        shape = tuple(ops.shape(images))
+        if len(shape) != 4 or tuple(shape[1:]) != expected:
+            raise ValueError(
+                f"images have shape {shape}; expected (batch, {expected[0]}, {expected[1]}, "
+                f"{expected[2]})."
+            )
+        dtype = keras.backend.standardize_dtype(getattr(images, "dtype", None) or "float32")
+        if "float" not in dtype:
+            raise ValueError(
+                f"images have dtype {dtype}; expected floating-point values in [0, 1] "
+                "(divide uint8 images by 255)."
+            )
+        return ops.convert_to_tensor(images, dtype=self.compute_dtype)
+
+    def encode(self, images, training=False):
+        """The posterior q(z | images), a `DiagonalGaussian`."""
+        x = self._check_images(images)
+        for layer in self.encoder_layers:
+            x = layer(x, training=training)
+        return DiagonalGaussian(self.z_mean(x), self.z_log_var(x))
+
+    def decode_logits(self, z, training=False):
+        """Decoder outputs before the final sigmoid."""
+        x = ops.convert_to_tensor(z, dtype=self.compute_dtype)
+        for layer in self.decoder_layers:
+            x = layer(x, training=training)
+        return x
+
+    def decode(self, z, training=False):
+        """Images in [0, 1] rendered from graphics codes `z` of shape `(batch, code.size)`."""
+        return ops.sigmoid(self.decode_logits(z, training=training))
+
+    def call(self, images, training=False):
+        posterior = self.encode(images, training=training)
+        z = posterior.sample(seed=self.seed_generator) if training else posterior.mean
+        return self.decode(z, training=training)
+
+    def group_ids(self, group, batch_size):
+        """The `y` of a training batch: one group id per image (-1 for "none")."""
+        if group is None or (isinstance(group, str) and group == "none"):
+            gid = -1
+        else:
+            gid = self.code.index(group)
+        return np.full((int(batch_size),), gid, dtype="int32")
+
+    def objective(self, images, groups=None, training=True):
+        """The loss and its logged terms for one batch.
+
+        Args:
+            images: float images, `(batch, H, W, C)`.
+            groups: the active group ids (see `group_ids`); None trains the
+                batch as a plain VAE.
+            training: whether layers run in training mode.
+        """
+        images = self._check_images(images)
+        posterior = self.encode(images, training=training)
+        z = posterior.sample(seed=self.seed_generator)
+        if self.monovariant and groups is not None:
+            z = self.clamp(z, groups)
+        logits = self.decode_logits(z, training=training)
+        loss, terms = dcign_objective(
+            images, logits, posterior, self.code, self.reconstruction, self.gaussian_scale,
+            self.kl_weight,
+        )
+        if self.losses:
+            loss = loss + ops.sum(ops.stack([ops.cast(x, "float32") for x in self.losses]))
+        return loss, terms
+
+    def update_trackers(self, loss, terms):
+        """Feeds the loss and its terms to the metric trackers and returns their results."""
+        values = dict(terms, loss=loss)
+        for tracker in self._trackers:
+            tracker.update_state(values[tracker.name])
+        return {tracker.name: tracker.result() for tracker in self._trackers}
+
+    def rerender(self, images, **values):
+        """Encodes images, sets named groups of the code, and decodes.
+
+        Args:
+            images: float images `(batch, H, W, C)` in [0, 1].
+            **values: group name -> latent value: a scalar, an array of the
+                group's size, or one row per image.
+
+        Returns:
+            The re-rendered images.
+        """
+        z = ops.convert_to_numpy(self.encode(images).mean).astype("float32")
+        for name, value in values.items():
+            group = self.code.index(name)
+            z[:, self.code.slice(group)] = _group_values(
+                name, value, len(z), self.code.sizes[group]
+            )
+        return self.decode(z)
+
+    def compile(self, optimizer=None, **kwargs):
+        """Compiles with Adam at the reference learning rate 5e-4 unless told otherwise."""
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(learning_rate=5e-4)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_size": self.image_size,
+                "channels": self.channels,
+                "feature_maps": self.feature_maps,
+                "code": self.code.get_config(),
+                "monovariant": self.monovariant,
+                "clamp": self.clamp.clamp,
+                "invariance_strength": self.clamp.invariance_strength,
+                "reconstruction": self.reconstruction,
+                "gaussian_scale": self.gaussian_scale,
+                "kl_weight": self.kl_weight,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def _group_values(name, value, batch, size):
+    """Broadcasts a user's value for one group to `(batch, size)`."""
+    value = np.asarray(value, dtype="float32")
+    if value.ndim == 0 or value.shape == (size,):
+        return np.broadcast_to(value, (batch, size))
+    if value.shape == (batch,):
+        return np.broadcast_to(value[:, None], (batch, size))
+    if value.shape == (batch, size):
+        return value
+    raise ValueError(
+        f"Value for group {name!r} has shape {value.shape}; expected a scalar, ({size},), "
+        f"({batch},) or ({batch}, {size})."
+    )
