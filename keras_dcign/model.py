@@ -137,38 +137,43 @@ class DCIGN(backend_trainer(), keras.Model):
         self.kl_weight = float(kl_weight)
         self.seed = seed
         encoder_padding, decoder_padding, grid = plan_padding(image_size)
-        self.clamp = GraphicsCodeClamp(code, clamp, invariance_strength, name="clamp")
+        # Sub-layers follow the model's dtype policy (mixed precision included).
+        dtype = self.dtype_policy
+        self.clamp = GraphicsCodeClamp(
+            code, clamp, invariance_strength, name="clamp", dtype=dtype
+        )
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
 
         maps = (feature_maps, feature_maps // 2, feature_maps // 4)
         self.encoder_layers = []
         for i, (filters, pad) in enumerate(zip(maps, encoder_padding), start=1):
             if pad:
-                self.encoder_layers.append(layers.ZeroPadding2D(pad, name=f"encoder_pad_{i}"))
+                self.encoder_layers.append(layers.ZeroPadding2D(pad, name=f"encoder_pad_{i}", dtype=dtype))
             self.encoder_layers += [
-                layers.Conv2D(filters, ENCODER_KERNEL, name=f"encoder_conv_{i}"),
-                layers.MaxPooling2D(2, name=f"encoder_pool_{i}"),
-                layers.ReLU(name=f"encoder_relu_{i}"),
+                layers.Conv2D(filters, ENCODER_KERNEL, name=f"encoder_conv_{i}", dtype=dtype),
+                layers.MaxPooling2D(2, name=f"encoder_pool_{i}", dtype=dtype),
+                layers.ReLU(name=f"encoder_relu_{i}", dtype=dtype),
             ]
-        self.encoder_layers.append(layers.Flatten(name="encoder_flatten"))
-        self.z_mean = layers.Dense(code.size, name="z_mean")
-        self.z_log_var = layers.Dense(code.size, name="z_log_var")
+        self.encoder_layers.append(layers.Flatten(name="encoder_flatten", dtype=dtype))
+        self.z_mean = layers.Dense(code.size, name="z_mean", dtype=dtype)
+        self.z_log_var = layers.Dense(code.size, name="z_log_var", dtype=dtype)
 
         self.decoder_layers = [
-            layers.Dense(grid * grid * maps[2], activation="relu", name="decoder_dense"),
-            layers.Reshape((grid, grid, maps[2]), name="decoder_reshape"),
+            layers.Dense(grid * grid * maps[2], activation="relu", name="decoder_dense", dtype=dtype),
+            layers.Reshape((grid, grid, maps[2]), name="decoder_reshape", dtype=dtype),
         ]
         decoder_maps = (feature_maps // 2, feature_maps, feature_maps, channels)
         for i, (filters, pad) in enumerate(zip(decoder_maps, decoder_padding), start=1):
-            self.decoder_layers.append(layers.UpSampling2D(2, name=f"decoder_upsample_{i}"))
+            self.decoder_layers.append(layers.UpSampling2D(2, name=f"decoder_upsample_{i}", dtype=dtype))
             if pad:
-                self.decoder_layers.append(layers.ZeroPadding2D(pad, name=f"decoder_pad_{i}"))
+                self.decoder_layers.append(layers.ZeroPadding2D(pad, name=f"decoder_pad_{i}", dtype=dtype))
             self.decoder_layers.append(
                 layers.Conv2D(
                     filters,
                     DECODER_KERNEL,
                     activation="relu" if i < 4 else None,
                     name=f"decoder_conv_{i}",
+                    dtype=dtype,
                 )
             )
         self._trackers = [

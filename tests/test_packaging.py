@@ -1,0 +1,66 @@
+"""The wheel installs `cli` and `zoo` inside the keras_dcign namespace, and `dcign` is light."""
+
+import os
+import site
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from conftest import BACKEND
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="backend-independent; runs once, in the tensorflow session"
+)
+def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", str(ROOT)],
+        check=True, capture_output=True, cwd=tmp_path,
+    )
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    installed = sorted(p.name for p in Path(purelib).iterdir())
+    assert "keras_dcign" in installed
+    assert "cli" not in installed and "zoo" not in installed
+    # Dependencies (click, rich, ...) come from this environment, after the fresh one.
+    Path(purelib, "outer.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    out = subprocess.run(
+        [python, "-c", "import keras_dcign.cli.main as c, keras_dcign.zoo as z; "
+         "print(c.__file__); print(z.__file__)"],
+        check=True, capture_output=True, text=True, cwd=tmp_path,
+    ).stdout.split()
+    assert all(path.startswith(purelib) for path in out), out
+    version = subprocess.run(
+        [env_dir / "bin" / "dcign", "--version"], check=True, capture_output=True, text=True
+    )
+    assert "dcign, version" in version.stdout
+
+
+def test_cli_help_and_version_do_not_import_keras():
+    code = (
+        "import sys\nfrom keras_dcign.cli.main import main\n"
+        "for args in (['--help'], ['--version']):\n"
+        "    assert main(args) == 0\n"
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules\n"
+        "print('light')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage: dcign" in result.stdout and "light" in result.stdout
+
+
+def test_installed_dcign_command_runs():
+    result = subprocess.run(["dcign", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--backend" in result.stdout
