@@ -39,20 +39,15 @@ class GraphicsCode:
         names = []
         for entry in groups:
             if len(entry) != 2:
-                raise ValueError(
-                    f"GraphicsCode group {entry!r} is not a (name, size) pair."
-                )
+                raise ValueError(f"GraphicsCode group {entry!r} is not a (name, size) pair.")
             name, size = entry
             if not isinstance(name, str) or not name.isidentifier():
-                raise ValueError(
-                    f"GraphicsCode group name {name!r} is not a valid identifier."
-                )
+                raise ValueError(f"GraphicsCode group name {name!r} is not a valid identifier.")
             if name in names:
                 raise ValueError(f"GraphicsCode group name {name!r} appears twice.")
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise ValueError(
-                    f"GraphicsCode group {name!r} has size {size!r}; expected a "
-                    "positive integer."
+                    f"GraphicsCode group {name!r} has size {size!r}; expected a positive integer."
                 )
             names.append(name)
         self._groups = tuple((name, int(size)) for name, size in groups)
@@ -106,14 +101,11 @@ class GraphicsCode:
         if isinstance(group, str):
             if group not in self.names:
                 raise ValueError(
-                    f"Unknown graphics-code group {group!r}; expected one of "
-                    f"{list(self.names)}."
+                    f"Unknown graphics-code group {group!r}; expected one of {list(self.names)}."
                 )
             return self.names.index(group)
         if isinstance(group, bool) or not isinstance(group, int):
-            raise ValueError(
-                f"Graphics-code group {group!r} is neither a name nor an integer id."
-            )
+            raise ValueError(f"Graphics-code group {group!r} is neither a name nor an integer id.")
         if not 0 <= group < len(self._groups):
             raise ValueError(
                 f"Graphics-code group id {group} is out of range; expected 0.."

@@ -114,8 +114,10 @@ class DCIGN(backend_trainer(), keras.Model):
         code = GraphicsCode.paper() if code is None else code
         if channels not in (1, 3):
             raise ValueError(f"channels={channels!r} is not supported; expected 1 or 3.")
-        if isinstance(feature_maps, bool) or not isinstance(feature_maps, int) or (
-            feature_maps < 4 or feature_maps % 4
+        if (
+            isinstance(feature_maps, bool)
+            or not isinstance(feature_maps, int)
+            or (feature_maps < 4 or feature_maps % 4)
         ):
             raise ValueError(
                 f"feature_maps={feature_maps!r} is invalid; expected a positive multiple of 4."
@@ -139,16 +141,16 @@ class DCIGN(backend_trainer(), keras.Model):
         encoder_padding, decoder_padding, grid = plan_padding(image_size)
         # Sub-layers follow the model's dtype policy (mixed precision included).
         dtype = self.dtype_policy
-        self.clamp = GraphicsCodeClamp(
-            code, clamp, invariance_strength, name="clamp", dtype=dtype
-        )
+        self.clamp = GraphicsCodeClamp(code, clamp, invariance_strength, name="clamp", dtype=dtype)
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
 
         maps = (feature_maps, feature_maps // 2, feature_maps // 4)
         self.encoder_layers = []
         for i, (filters, pad) in enumerate(zip(maps, encoder_padding), start=1):
             if pad:
-                self.encoder_layers.append(layers.ZeroPadding2D(pad, name=f"encoder_pad_{i}", dtype=dtype))
+                self.encoder_layers.append(
+                    layers.ZeroPadding2D(pad, name=f"encoder_pad_{i}", dtype=dtype)
+                )
             self.encoder_layers += [
                 layers.Conv2D(filters, ENCODER_KERNEL, name=f"encoder_conv_{i}", dtype=dtype),
                 layers.MaxPooling2D(2, name=f"encoder_pool_{i}", dtype=dtype),
@@ -159,14 +161,20 @@ class DCIGN(backend_trainer(), keras.Model):
         self.z_log_var = layers.Dense(code.size, name="z_log_var", dtype=dtype)
 
         self.decoder_layers = [
-            layers.Dense(grid * grid * maps[2], activation="relu", name="decoder_dense", dtype=dtype),
+            layers.Dense(
+                grid * grid * maps[2], activation="relu", name="decoder_dense", dtype=dtype
+            ),
             layers.Reshape((grid, grid, maps[2]), name="decoder_reshape", dtype=dtype),
         ]
         decoder_maps = (feature_maps // 2, feature_maps, feature_maps, channels)
         for i, (filters, pad) in enumerate(zip(decoder_maps, decoder_padding), start=1):
-            self.decoder_layers.append(layers.UpSampling2D(2, name=f"decoder_upsample_{i}", dtype=dtype))
+            self.decoder_layers.append(
+                layers.UpSampling2D(2, name=f"decoder_upsample_{i}", dtype=dtype)
+            )
             if pad:
-                self.decoder_layers.append(layers.ZeroPadding2D(pad, name=f"decoder_pad_{i}", dtype=dtype))
+                self.decoder_layers.append(
+                    layers.ZeroPadding2D(pad, name=f"decoder_pad_{i}", dtype=dtype)
+                )
             self.decoder_layers.append(
                 layers.Conv2D(
                     filters,
@@ -262,7 +270,12 @@ class DCIGN(backend_trainer(), keras.Model):
             z = self.clamp(z, groups)
         logits = self.decode_logits(z, training=training)
         loss, terms = dcign_objective(
-            images, logits, posterior, self.code, self.reconstruction, self.gaussian_scale,
+            images,
+            logits,
+            posterior,
+            self.code,
+            self.reconstruction,
+            self.gaussian_scale,
             self.kl_weight,
         )
         if self.losses:

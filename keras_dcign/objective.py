@@ -23,8 +23,9 @@ def reconstruction_loss(images, logits, kind="bernoulli", gaussian_scale=0.1):
     elif kind == "gaussian":
         per_pixel = 0.5 * ops.square(images - ops.sigmoid(logits)) / (gaussian_scale**2)
     else:
-        raise ValueError(f"reconstruction={kind!r} is not supported; expected one of "
-                         f"{RECONSTRUCTIONS}.")
+        raise ValueError(
+            f"reconstruction={kind!r} is not supported; expected one of {RECONSTRUCTIONS}."
+        )
     return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
 
 

@@ -73,7 +73,10 @@ def run_python(code, backend, env=None, timeout=300):
     environ = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     environ.update(env or {})
     result = subprocess.run(
-        [sys.executable, "-c", code], env=environ, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
     assert result.returncode == 0, result.stderr[-3000:]

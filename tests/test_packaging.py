@@ -22,11 +22,15 @@ def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
     python = env_dir / "bin" / "python"
     subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "--no-deps", str(ROOT)],
-        check=True, capture_output=True, cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
     )
     purelib = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     installed = sorted(p.name for p in Path(purelib).iterdir())
     assert "keras_dcign" in installed
@@ -34,9 +38,16 @@ def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
     # Dependencies (click, rich, ...) come from this environment, after the fresh one.
     Path(purelib, "outer.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     out = subprocess.run(
-        [python, "-c", "import keras_dcign.cli.main as c, keras_dcign.zoo as z; "
-         "print(c.__file__); print(z.__file__)"],
-        check=True, capture_output=True, text=True, cwd=tmp_path,
+        [
+            python,
+            "-c",
+            "import keras_dcign.cli.main as c, keras_dcign.zoo as z; "
+            "print(c.__file__); print(z.__file__)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     ).stdout.split()
     assert all(path.startswith(purelib) for path in out), out
     version = subprocess.run(

@@ -42,9 +42,7 @@ def test_sample_statistics_and_reparameterisation():
 def test_matches_tensorflow_probability():
     tfp = pytest.importorskip("tensorflow_probability")
     q = DiagonalGaussian(keras.ops.convert_to_tensor(MEAN), keras.ops.convert_to_tensor(LOG_VAR))
-    reference = tfp.distributions.MultivariateNormalDiag(
-        loc=MEAN, scale_diag=np.exp(LOG_VAR / 2)
-    )
+    reference = tfp.distributions.MultivariateNormalDiag(loc=MEAN, scale_diag=np.exp(LOG_VAR / 2))
     prior = tfp.distributions.MultivariateNormalDiag(loc=np.zeros(7, "float32"))
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(q.kl_to_standard_normal()),

@@ -53,10 +53,15 @@ def test_train_on_batch_and_evaluate_and_callbacks(tmp_path):
     assert set(logs) >= {"loss", "reconstruction", "kl", "kl_light"}
     backup = tmp_path / "backup"
     model.fit(
-        images, model.group_ids("light", 10), epochs=2, verbose=0,
+        images,
+        model.group_ids("light", 10),
+        epochs=2,
+        verbose=0,
         validation_data=(images, model.group_ids("light", 10)),
-        callbacks=[keras.callbacks.BackupAndRestore(str(backup)),
-                   keras.callbacks.CSVLogger(str(tmp_path / "log.csv"))],
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(backup)),
+            keras.callbacks.CSVLogger(str(tmp_path / "log.csv")),
+        ],
     )
     header = (tmp_path / "log.csv").read_text().splitlines()[0]
     assert "val_kl_light" in header and "reconstruction" in header
@@ -107,7 +112,8 @@ images = blob_images(20, vary="light")
 h = model.fit(images, model.group_ids("light", 20), batch_size=20, epochs=3, verbose=0)
 print(h.history["loss"])
 print(model.trainable_variables[0].value.sharding)
-""" % os.path.dirname(__file__),
+"""
+        % os.path.dirname(__file__),
         "jax",
         env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
     )

@@ -6,7 +6,12 @@ import keras
 
 class JAXTrainer:
     def _stateless_objective(
-        self, trainable_variables, non_trainable_variables, images, groups, training,
+        self,
+        trainable_variables,
+        non_trainable_variables,
+        images,
+        groups,
+        training,
         optimizer_variables=None,
     ):
         """`objective` as a pure function of the variables, for `jax.value_and_grad`."""
@@ -14,9 +19,7 @@ class JAXTrainer:
         mapping += list(zip(self.non_trainable_variables, non_trainable_variables))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             loss, terms = self.objective(images, groups, training=training)
-        non_trainable_variables = [
-            _current(scope, v) for v in self.non_trainable_variables
-        ]
+        non_trainable_variables = [_current(scope, v) for v in self.non_trainable_variables]
         unscaled_loss = loss
         if training and optimizer_variables is not None:
             mapping = list(zip(self.optimizer.variables, optimizer_variables))
