@@ -31,6 +31,224 @@ def cli(ctx, backend, debug):
     ctx.obj = {"debug": debug}
 
 
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@cli.command()
+@click.option("--dataset", type=click.Choice(["faces"]), default="faces", show_default=True)
+@click.option(
+    "--config",
+    "config",
+    type=click.Choice(["faces_64", "faces_basel"]),
+    default="faces_64",
+    show_default=True,
+    help="Training recipe.",
+)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps.")
+@click.option("--batch-size", type=click.IntRange(min=2), default=None)
+@click.option("--clamp", type=click.Choice(["mean", "first"]), default=None)
+@click.option("--invariance-strength", type=click.FloatRange(min=0), default=None)
+@click.option(
+    "--shape-bias",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Weight of SHAPE batches (1 = 1:1:1:1, 16 = the reference code).",
+)
+@click.option("--kl-weight", type=click.FloatRange(min=0), default=None)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run folder (default: runs/<config>).",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option(
+    "--data-dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Train on a dataset in the reference layout instead.",
+)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Render batches on the fly with this many processes (no cache).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--backend",
+    "command_backend",
+    type=click.Choice(BACKENDS),
+    default=None,
+    help="Keras backend for this run.",
+)
+def train(config, out, command_backend, **options):
+    """Train a DC-IGN on generated faces and write a calibrated preset."""
+    if command_backend:
+        os.environ["KERAS_BACKEND"] = command_backend
+    from keras_dcign.train import train as run
+
+    result = run(out=out or os.path.join("runs", config), config=config, **options)
+    click.echo(
+        f"Trained {result.steps} steps in {result.seconds:.0f} s; preset written to "
+        f"{result.preset_dir}"
+    )
+
+
+@cli.command()
+@click.argument("source")
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Copy the preset (or save the file) here.",
+)
+@click.option("--sha256", default=None, help="Expected checksum of a plain URL.")
+def download(source, dest, sha256):
+    """Fetch a preset (zoo name or archive URL) or a registry dataset, with resume and checks."""
+    from keras_dcign.presets import fetch
+
+    path = fetch(source, dest=dest, sha256=sha256)
+    click.echo(str(path))
+
+
+FACTOR_HELP = "degrees or {names}"
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--light", default=None, help=FACTOR_HELP.format(names="left|front|right"))
+@click.option("--azimuth", default=None, help=FACTOR_HELP.format(names="left|front|right"))
+@click.option("--elevation", default=None, help=FACTOR_HELP.format(names="up|level|down"))
+@click.option("--preset", default="faces_basel", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None)
+@click.option("--compare", is_flag=True, help="Also write input | reconstruction | re-render.")
+@click.option(
+    "--crop",
+    type=click.Choice(["center", "auto", "none"]),
+    default="center",
+    show_default=True,
+    help="auto finds the face (needs opencv-python-headless<5).",
+)
+def render(input_path, light, azimuth, elevation, preset, out, compare, crop):
+    """Re-render INPUT with a new light, azimuth or elevation."""
+    from keras_dcign.presets import from_preset
+    from keras_dcign.rendering import parse_factor, rerender_file
+
+    model = from_preset(preset)
+    written = rerender_file(
+        model,
+        input_path,
+        out=out,
+        compare=compare,
+        crop=crop,
+        light=parse_factor(light),
+        azimuth=parse_factor(azimuth),
+        elevation=parse_factor(elevation),
+    )
+    for path in written:
+        click.echo(str(path))
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--factor", type=click.Choice(["light", "azimuth", "elevation"]), required=True)
+@click.option("--frames", type=click.IntRange(min=2), default=24, show_default=True)
+@click.option("--preset", default="faces_basel", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="The GIF to write.")
+@click.option("--crop", type=click.Choice(["center", "auto", "none"]), default="center")
+def traverse(input_path, factor, frames, preset, out, crop):
+    """Sweep one factor over its calibrated range: an animated GIF and a PNG grid."""
+    from keras_dcign.presets import from_preset
+    from keras_dcign.rendering import traverse_file
+
+    gif, grid = traverse_file(from_preset(preset), input_path, factor, frames, out, crop)
+    click.echo(f"{gif}\n{grid}")
+
+
+@cli.group()
+def zoo():
+    """List and describe the bundled presets."""
+
+
+@zoo.command("list")
+def zoo_list():
+    """A table of the presets in the zoo."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from keras_dcign.presets import list_presets
+
+    table = Table(title="keras-dcign zoo")
+    for column in ("name", "image size", "parameters", "source", "description"):
+        table.add_column(column)
+    for name, entry in list_presets().items():
+        source = "bundled" if entry["source"] == "bundled" else "download"
+        table.add_row(
+            name, str(entry["image_size"]), f"{entry['parameters']:,}", source, entry["description"]
+        )
+    Console().print(table)
+
+
+@zoo.command("info")
+@click.argument("name")
+def zoo_info(name):
+    """Show a preset's model card."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from keras_dcign.presets import model_card
+
+    Console().print(Markdown(model_card(name)))
+
+
+@cli.group()
+def data():
+    """Generate and export datasets."""
+
+
+@data.command("generate")
+@click.argument("dataset", type=click.Choice(["faces"]))
+@click.option("--size", type=click.IntRange(min=16), default=64, show_default=True)
+@click.option("--batches", type=click.IntRange(min=1), default=1200, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=20, show_default=True)
+@click.option("--split", type=click.Choice(["train", "test"]), default="train")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+def data_generate(dataset, size, batches, batch_size, split, seed, out):
+    """Render a dataset once and cache it as compressed shards."""
+    from keras_dcign.datasets import faces
+
+    path = faces.generate(
+        out, image_size=size, n_batches=batches, batch_size=batch_size, split=split, seed=seed
+    )
+    click.echo(str(path))
+
+
+@data.command("export")
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--size", type=click.IntRange(min=16), default=150, show_default=True)
+@click.option(
+    "--batches",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Batches per kind and split.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_export(out, size, batches, seed):
+    """Write generated faces in the original DC-IGN dataset layout (PNG batch folders)."""
+    from keras_dcign.datasets import faces
+
+    path = faces.export_reference_layout(out, image_size=size, n_batches=batches, seed=seed)
+    click.echo(str(path))
+
+
 def main(argv=None):
     """Entry point of the `dcign` console script."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)

@@ -14,6 +14,10 @@ _LAZY = {
     "DiagonalGaussian": "keras_dcign.posterior",
     "DCIGN": "keras_dcign.model",
     "plan_padding": "keras_dcign.model",
+    "Calibration": "keras_dcign.calibration",
+    "from_preset": "keras_dcign.presets",
+    "save_to_preset": "keras_dcign.presets",
+    "list_presets": "keras_dcign.presets",
 }
 
 __all__ = ["__version__", *_LAZY]

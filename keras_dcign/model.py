@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from keras_dcign.calibration import Calibration
 from keras_dcign.graphics_code import GraphicsCode
 from keras_dcign.layers import GraphicsCodeClamp
 from keras_dcign.objective import RECONSTRUCTIONS, dcign_objective
@@ -84,6 +85,8 @@ class DCIGN(backend_trainer(), keras.Model):
         gaussian_scale: standard deviation of the Gaussian likelihood.
         kl_weight: weight of the KL term (beta).
         seed: seed of the sampling noise.
+        calibration: an optional `Calibration` (or its config) from degrees
+            to latent values; with it `rerender` takes degrees and names.
 
     Example:
 
@@ -106,6 +109,7 @@ class DCIGN(backend_trainer(), keras.Model):
         gaussian_scale=0.1,
         kl_weight=1.0,
         seed=None,
+        calibration=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -138,6 +142,9 @@ class DCIGN(backend_trainer(), keras.Model):
         self.gaussian_scale = float(gaussian_scale)
         self.kl_weight = float(kl_weight)
         self.seed = seed
+        if isinstance(calibration, dict):
+            calibration = Calibration.from_config(calibration)
+        self.calibration = calibration
         encoder_padding, decoder_padding, grid = plan_padding(image_size)
         # Sub-layers follow the model's dtype policy (mixed precision included).
         dtype = self.dtype_policy
@@ -290,23 +297,47 @@ class DCIGN(backend_trainer(), keras.Model):
         return {tracker.name: tracker.result() for tracker in self._trackers}
 
     def rerender(self, images, **values):
-        """Encodes images, sets named groups of the code, and decodes.
+        """Encodes images, sets named groups of the graphics code, and decodes.
 
         Args:
             images: float images `(batch, H, W, C)` in [0, 1].
-            **values: group name -> latent value: a scalar, an array of the
-                group's size, or one row per image.
+            **values: group name -> value. For a factor the model is
+                calibrated for (see `Calibration`), the value is in degrees
+                or a direction name (`light="left"`, `azimuth=30`,
+                `elevation="up"`); otherwise it is a latent value: a
+                scalar, an array of the group's size, or one row per image.
 
         Returns:
             The re-rendered images.
+
+        Example:
+
+        >>> model = keras_dcign.from_preset("faces_64")
+        >>> relit = model.rerender(images, light="left", azimuth=30)
         """
         z = ops.convert_to_numpy(self.encode(images).mean).astype("float32")
         for name, value in values.items():
             group = self.code.index(name)
-            z[:, self.code.slice(group)] = _group_values(
-                name, value, len(z), self.code.sizes[group]
-            )
+            if self.calibration is not None and name in self.calibration:
+                unit = self.code.slice(group).start + self.calibration.factors[name]["unit"]
+                latent = np.asarray(self.calibration.to_latent(name, value), dtype="float32")
+                z[:, unit] = _group_values(name, latent, len(z), 1)[:, 0]
+            elif isinstance(value, str):
+                raise ValueError(
+                    f"{name}={value!r} needs a calibrated model (one loaded from a preset); "
+                    "this one takes latent values."
+                )
+            else:
+                z[:, self.code.slice(group)] = _group_values(
+                    name, value, len(z), self.code.sizes[group]
+                )
         return self.decode(z)
+
+    def save_to_preset(self, preset_dir, **kwargs):
+        """Writes this model as a preset folder (see `keras_dcign.save_to_preset`)."""
+        from keras_dcign.presets import save_to_preset
+
+        return save_to_preset(self, preset_dir, **kwargs)
 
     def compile(self, optimizer=None, **kwargs):
         """Compiles with Adam at the reference learning rate 5e-4 unless told otherwise."""
@@ -329,6 +360,7 @@ class DCIGN(backend_trainer(), keras.Model):
                 "gaussian_scale": self.gaussian_scale,
                 "kl_weight": self.kl_weight,
                 "seed": self.seed,
+                "calibration": None if self.calibration is None else self.calibration.get_config(),
             }
         )
         return config

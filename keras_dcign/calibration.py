@@ -1,0 +1,191 @@
+"""Calibration: from physical units (degrees) to graphics-code values and back.
+
+After training, each physical factor (azimuth, elevation, light) is swept on
+held-out faces; the posterior mean of the factor's latent unit is regressed
+on the true angle. The fit lets `model.rerender(images, light=-60)` take
+degrees, and names such as `light="left"` resolve to the end of the range.
+"""
+
+import json
+
+import numpy as np
+
+# Named directions, in the renderer's sign convention: positive azimuth turns the face to the
+# viewer's right, positive light azimuth lights it from the viewer's right, positive elevation
+# looks from above.
+DIRECTIONS = {
+    "azimuth": {"left": "min", "front": 0.0, "right": "max"},
+    "elevation": {"down": "min", "level": 0.0, "up": "max"},
+    "light": {"left": "min", "front": 0.0, "right": "max"},
+}
+
+
+class Calibration:
+    """Linear maps degrees -> latent for the factors of a trained model.
+
+    Args:
+        factors: `{factor: {"group", "unit", "slope", "intercept", "range",
+            "r2"}}`: the latent is `slope * degrees + intercept` on unit
+            `unit` of `group`, valid over `range` (degrees), with the fit's
+            coefficient of determination `r2` on held-out sweeps.
+
+    Example:
+
+    >>> calibration = model.calibration
+    >>> calibration.to_latent("light", "left")   # the latent value for -80 degrees
+    >>> calibration.to_degrees("light", z[:, 2])
+    """
+
+    def __init__(self, factors):
+        self.factors = {name: dict(entry) for name, entry in factors.items()}
+
+    def __contains__(self, factor):
+        return factor in self.factors
+
+    def degrees(self, factor, value):
+        """Degrees for a number or a named direction, checked against the range."""
+        entry = self._entry(factor)
+        low, high = entry["range"]
+        if isinstance(value, str):
+            names = DIRECTIONS.get(factor, {})
+            if value not in names:
+                raise ValueError(
+                    f"{factor}={value!r} is not a known direction; expected a number of "
+                    f"degrees or one of {list(names)}."
+                )
+            target = names[value]
+            return {"min": low, "max": high}.get(target, target)
+        degrees = np.asarray(value, dtype="float64")
+        if (
+            not np.all(np.isfinite(degrees))
+            or degrees.min() < low - 1e-6
+            or (degrees.max() > high + 1e-6)
+        ):
+            raise ValueError(
+                f"{factor}={value!r} is outside the calibrated range [{low:g}, {high:g}] degrees."
+            )
+        return degrees
+
+    def to_latent(self, factor, value):
+        """The latent value for degrees (or a direction name) of a factor."""
+        entry = self._entry(factor)
+        return entry["slope"] * self.degrees(factor, value) + entry["intercept"]
+
+    def to_degrees(self, factor, latent):
+        """The inverse map: degrees for latent values of a factor's unit."""
+        entry = self._entry(factor)
+        return (np.asarray(latent, dtype="float64") - entry["intercept"]) / entry["slope"]
+
+    def _entry(self, factor):
+        if factor not in self.factors:
+            raise ValueError(
+                f"Factor {factor!r} is not calibrated; expected one of {list(self.factors)}."
+            )
+        return self.factors[factor]
+
+    def get_config(self):
+        return {"factors": self.factors}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["factors"])
+
+    def save(self, path):
+        with open(path, "w") as handle:
+            json.dump(self.get_config(), handle, indent=2)
+
+    @classmethod
+    def load(cls, path):
+        with open(path) as handle:
+            return cls.from_config(json.load(handle))
+
+
+def fit_calibration(latents, degrees, code, factor_ranges):
+    """Fits the linear maps from sweeps.
+
+    Args:
+        latents: `{factor: array (n, code.size)}` posterior means of each
+            factor's sweep images.
+        degrees: `{factor: array (n,)}` the true angles of those images.
+        code: the model's `GraphicsCode`; factor `f` lives in group `f`.
+        factor_ranges: `{factor: (low, high)}` the valid range in degrees.
+
+    Returns:
+        A `Calibration`; within a group of several units, the unit most
+        correlated with the angle is used.
+    """
+    factors = {}
+    for factor, z in latents.items():
+        angle = np.asarray(degrees[factor], dtype="float64")
+        group = code.slice(factor)
+        units = np.asarray(z, dtype="float64")[:, group]
+        correlations = [_correlation(units[:, i], angle) for i in range(units.shape[1])]
+        best = int(np.nanargmax(np.abs(correlations)))
+        slope, intercept = np.polyfit(angle, units[:, best], 1)
+        residual = units[:, best] - (slope * angle + intercept)
+        total = np.sum((units[:, best] - units[:, best].mean()) ** 2)
+        r2 = 1.0 - np.sum(residual**2) / total if total > 0 else 0.0
+        factors[factor] = {
+            "group": factor,
+            "unit": best,
+            "slope": float(slope),
+            "intercept": float(intercept),
+            "range": [float(v) for v in factor_ranges[factor]],
+            "r2": float(r2),
+        }
+    return Calibration(factors)
+
+
+def _correlation(a, b):
+    if np.std(a) == 0 or np.std(b) == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def factor_sweeps(image_size, identities=8, angles=13, seed=0):
+    """Held-out sweeps of the generated faces: `{factor: (images, degrees)}`.
+
+    Each factor is swept over its full range for `identities` test people,
+    with the other factors at 0 (frontal, level, lit from the front).
+    """
+    from keras_dcign.datasets import faces
+
+    people = np.asarray(faces.identities("test"))
+    people = np.random.default_rng(seed).choice(people, size=identities, replace=False)
+    ranges = factor_ranges()
+    sweeps = {}
+    for factor, (low, high) in ranges.items():
+        degrees = np.tile(np.linspace(low, high, angles), len(people))
+        who = np.repeat(people, angles)
+        angles_of = {name: np.zeros_like(degrees) for name in ranges}
+        angles_of[factor] = degrees
+        images = faces.render(who, image_size=image_size, **angles_of)
+        sweeps[factor] = (images[..., None].astype("float32"), degrees)
+    return sweeps
+
+
+def factor_ranges():
+    """The generated faces' ranges of each factor, in degrees."""
+    from keras_dcign.datasets import faces
+
+    return {
+        "azimuth": tuple(faces.AZIMUTH_RANGE),
+        "elevation": tuple(faces.ELEVATION_RANGE),
+        "light": tuple(faces.LIGHT_RANGE),
+    }
+
+
+def calibrate_on_faces(model, identities=8, angles=13, seed=0):
+    """Fits a `Calibration` for `model` on held-out sweeps of the generated faces."""
+    from keras import ops
+
+    sweeps = factor_sweeps(model.image_size, identities, angles, seed)
+    latents = {}
+    for factor, (images, _) in sweeps.items():
+        means = [
+            ops.convert_to_numpy(model.encode(images[i : i + 64]).mean)
+            for i in range(0, len(images), 64)
+        ]
+        latents[factor] = np.concatenate(means)
+    degrees = {factor: sweep[1] for factor, sweep in sweeps.items()}
+    return fit_calibration(latents, degrees, model.code, factor_ranges())

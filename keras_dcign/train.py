@@ -1,0 +1,262 @@
+"""The training recipes behind `dcign train`: data, model, checkpoints, calibration, preset."""
+
+import dataclasses
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RECIPES = {
+    # The CPU default: generated 64x64 faces, a quarter-width network, minutes on 2 cores.
+    "faces_64": {
+        "image_size": 64,
+        "feature_maps": 32,
+        "steps": 1500,
+        "batch_size": 20,
+        "learning_rate": 1e-3,
+        "clamp": "mean",
+        "invariance_strength": 0.01,
+        "shape_bias": 1.0,
+        "kl_weight": 1.0,
+        "cache_batches": 1200,
+    },
+    # The paper's configuration: 150x150, 96 maps, 200-unit code (a GPU job).
+    "faces_basel": {
+        "image_size": 150,
+        "feature_maps": 96,
+        "steps": 6000,
+        "batch_size": 20,
+        "learning_rate": 5e-4,
+        "clamp": "mean",
+        "invariance_strength": 0.01,
+        "shape_bias": 1.0,
+        "kl_weight": 1.0,
+        "cache_batches": 0,
+    },
+}
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` produced: the preset folder, steps run and wall time."""
+
+    preset_dir: Path
+    run_dir: Path
+    steps: int
+    seconds: float
+    history: dict
+
+
+def recipe(config="faces_64", **overrides):
+    """A recipe's settings with overrides applied (None values are ignored)."""
+    if config not in RECIPES:
+        raise ValueError(f"Unknown training config {config!r}; expected one of {list(RECIPES)}.")
+    settings = dict(RECIPES[config])
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in settings:
+            raise ValueError(f"Unknown training option {key!r}; expected one of {list(settings)}.")
+        settings[key] = value
+    if int(settings["steps"]) < 1:
+        raise ValueError(f"steps={settings['steps']!r} is invalid; expected a positive integer.")
+    if int(settings["batch_size"]) < 2:
+        raise ValueError(f"batch_size={settings['batch_size']!r} is invalid; expected >= 2.")
+    if float(settings["shape_bias"]) <= 0:
+        raise ValueError(f"shape_bias={settings['shape_bias']!r} is invalid; expected > 0.")
+    return settings
+
+
+def train(
+    out,
+    dataset="faces",
+    config="faces_64",
+    resume=False,
+    data_dir=None,
+    seed=0,
+    checkpoint_every=100,
+    progress=True,
+    workers=0,
+    **overrides,
+):
+    """Trains a DC-IGN by a recipe and writes a calibrated preset.
+
+    Args:
+        out: the run folder; checkpoints go to `out/checkpoints`, the preset
+            to `out/preset`.
+        dataset: `"faces"` (the package's generated faces).
+        config: a recipe name from `RECIPES`.
+        resume: continue from the run folder's last checkpoint.
+        data_dir: train on a dataset in the reference layout instead of
+            generated faces.
+        seed: seed of data order, initialisation and sampling.
+        checkpoint_every: steps between checkpoints.
+        progress: show a rich progress bar.
+        workers: render batches on the fly with this many processes instead
+            of caching a fixed set (for long GPU runs).
+        **overrides: recipe settings (`steps`, `batch_size`, `clamp`,
+            `invariance_strength`, `shape_bias`, `kl_weight`, `learning_rate`).
+
+    Returns:
+        A `TrainResult`.
+    """
+    import keras
+
+    from keras_dcign.checkpoint import CheckpointEvery, latest_checkpoint, restore_checkpoint
+    from keras_dcign.model import DCIGN
+
+    if dataset != "faces":
+        raise ValueError(f"Unknown dataset {dataset!r}; expected 'faces'.")
+    settings = recipe(config, **overrides)
+    run_dir = Path(out)
+    _check_writable(run_dir)
+    existing = latest_checkpoint(run_dir)
+    if existing is not None and not resume:
+        raise ValueError(
+            f"{run_dir} already holds a training run; pass --resume to continue it or choose "
+            "another --out."
+        )
+    keras.utils.set_random_seed(seed)
+    model = DCIGN(
+        image_size=settings["image_size"],
+        feature_maps=settings["feature_maps"],
+        clamp=settings["clamp"],
+        invariance_strength=settings["invariance_strength"],
+        kl_weight=settings["kl_weight"],
+        seed=seed,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
+    start = restore_checkpoint(model, existing) if (resume and existing is not None) else 0
+    total = int(settings["steps"])
+    (run_dir / "recipe.json").write_text(json.dumps(dict(settings, config=config, seed=seed)))
+
+    batches = _batch_source(settings, data_dir, seed, workers, progress)
+    history = {}
+    began = time.time()
+    if start < total:
+        callbacks = [CheckpointEvery(run_dir, checkpoint_every, start)]
+        if progress:
+            from keras_dcign.progress import TrainingProgress
+
+            callbacks.append(TrainingProgress(total, start, settings["batch_size"]))
+        # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
+        # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
+        chunk = math.gcd(total, checkpoint_every)
+        fit = model.fit(
+            batches(start),
+            steps_per_epoch=chunk,
+            epochs=total // chunk,
+            initial_epoch=start // chunk,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=0,
+        )
+        history = fit.history
+    seconds = time.time() - began
+
+    from keras_dcign.calibration import calibrate_on_faces
+
+    model.calibration = calibrate_on_faces(model, seed=seed)
+    metadata = {
+        "recipe": dict(settings, config=config, seed=seed),
+        "steps": total,
+        "train_seconds_this_run": round(seconds, 1),
+        "machine": f"{platform.machine()} {platform.processor() or ''} "
+        f"backend={keras.backend.backend()}".strip(),
+        "final_logs": {k: float(v[-1]) for k, v in history.items()},
+        "calibration_r2": {f: e["r2"] for f, e in model.calibration.factors.items()},
+    }
+    preset_dir = model.save_to_preset(run_dir / "preset", metadata=metadata, float16=True)
+    return TrainResult(preset_dir, run_dir, total, seconds, history)
+
+
+def _check_writable(run_dir):
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"Output folder {run_dir} is not writable: {error.strerror}.") from error
+
+
+def _batch_source(settings, data_dir, seed, workers, progress):
+    """A function `start_step -> generator of (images, group_ids)`, deterministic per step."""
+    from keras_dcign.datasets import faces
+
+    size, batch = settings["image_size"], settings["batch_size"]
+    if data_dir is not None:
+        images, groups = faces.load_reference_layout(data_dir, image_size=size, split="train")
+        return _cycle(images, groups, seed)
+    if workers:
+        stream = faces.dataset(
+            batch_size=batch,
+            image_size=size,
+            seed=seed,
+            shape_bias=settings["shape_bias"],
+            steps=settings["steps"],
+            workers=workers,
+            use_multiprocessing=True,
+        )
+        return lambda start: (stream[i] for i in range(start, len(stream)))
+    images, groups = cached_training_set(
+        image_size=size,
+        n_batches=settings["cache_batches"],
+        batch_size=batch,
+        shape_bias=settings["shape_bias"],
+        seed=seed,
+        progress=progress,
+    )
+    return _cycle(images, groups, seed)
+
+
+def cached_training_set(image_size, n_batches, batch_size, shape_bias, seed, progress=True):
+    """Generated faces rendered once into `$KERAS_HOME/keras_dcign/datasets` and loaded.
+
+    Returns:
+        `(images, group_ids)`: uint8 `(batches, N, H, W, 1)` and int32 `(batches, N)`.
+    """
+    from keras_dcign.datasets import faces
+    from keras_dcign.download import cache_dir
+    from keras_dcign.graphics_code import GraphicsCode
+
+    name = f"faces-{image_size}px-{n_batches}x{batch_size}-bias{shape_bias:g}-seed{seed}"
+    folder = cache_dir("datasets", name)
+    faces.generate(
+        folder,
+        n_batches=n_batches,
+        batch_size=batch_size,
+        image_size=image_size,
+        seed=seed,
+        shape_bias=shape_bias,
+        workers=2,
+        progress=progress,
+    )
+    data = faces.load(folder, progress=progress)
+    code = GraphicsCode.paper()
+    ids = np.array([-1 if g is None else code.index(g) for g in data["group"]], dtype="int32")
+    return data["images"][..., None], np.repeat(ids[:, None], batch_size, axis=1)
+
+
+def _cycle(images, groups, seed):
+    """Batches of a fixed set, reshuffled every pass; step k is the same batch on every run."""
+
+    def generate(start):
+        step = start
+        while True:
+            epoch, position = divmod(step, len(images))
+            order = np.random.default_rng([seed, epoch]).permutation(len(images))
+            index = order[position]
+            yield _as_float(images[index]), groups[index]
+            step += 1
+
+    return generate
+
+
+def _as_float(images):
+    if images.dtype == np.uint8:
+        return images.astype("float32") / 255.0
+    return images.astype("float32")
