@@ -71,6 +71,9 @@ def _console():
     default=None,
     help="Train on a dataset in the reference layout instead.",
 )
+@click.option("--cache-batches", type=click.IntRange(min=1), default=None,
+              help="Batches of generated faces to cache and cycle through.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option(
     "--workers",

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+from conftest import tiny_model
+from PIL import Image
+
+from keras_dcign import Calibration
+from keras_dcign.rendering import load_image, rerender_file, traverse_file
+
+RANGES = {"azimuth": (-90, 90), "elevation": (-25, 25), "light": (-80, 80)}
+
+
+@pytest.fixture
+def calibrated():
+    model = tiny_model()
+    model.calibration = Calibration(
+        {
+            f: {"group": f, "unit": 0, "slope": 0.03, "intercept": 0.0, "range": list(r), "r2": 1.0}
+            for f, r in RANGES.items()
+        }
+    )
+    return model
+
+
+def _write(path, mode="RGB", size=(80, 50), fmt=None):
+    rng = np.random.default_rng(0)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    pixels = rng.integers(0, 256, size=(size[1], size[0], channels), dtype=np.uint8)
+    image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode=mode)
+    image.save(path, format=fmt)
+    return pixels
+
+
+def test_rgb_to_gray_uses_the_reference_weights(tmp_path):
+    pixels = _write(tmp_path / "a.png", size=(32, 32))
+    gray = load_image(tmp_path / "a.png", 32)
+    expected = (pixels / 255.0) @ np.array([0.21, 0.72, 0.07])
+    np.testing.assert_allclose(gray[..., 0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "mode, fmt, name", [("RGBA", "PNG", "a.png"), ("L", "JPEG", "b.jpg"), ("RGB", "JPEG", "c.jpeg")]
+)
+def test_any_mode_and_size(tmp_path, mode, fmt, name):
+    _write(tmp_path / name, mode=mode, size=(120, 70), fmt=fmt)
+    image = load_image(tmp_path / name, 32)
+    assert image.shape == (32, 32, 1) and image.dtype == np.float32
+    assert 0 <= image.min() and image.max() <= 1
+    assert load_image(tmp_path / name, 32, channels=3).shape == (32, 32, 3)
+
+
+def test_unreadable_inputs(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_image(tmp_path / "missing.png", 32)
+    (tmp_path / "text.png").write_text("hello")
+    with pytest.raises(ValueError, match="Cannot read image .*text.png"):
+        load_image(tmp_path / "text.png", 32)
+
+
+def test_rerender_file_writes_beside_the_input(tmp_path, calibrated):
+    _write(tmp_path / "face.png")
+    before = (tmp_path / "face.png").read_bytes()
+    written = rerender_file(calibrated, tmp_path / "face.png", light="left", compare=True)
+    assert [p.name for p in written] == ["face_light-left.png", "face_light-left_compare.png"]
+    assert Image.open(written[0]).size == (32, 32)
+    assert Image.open(written[1]).size == (96, 32)
+    assert (tmp_path / "face.png").read_bytes() == before
+    with pytest.raises(ValueError, match="is the input image"):
+        rerender_file(calibrated, tmp_path / "face.png", out=tmp_path / "face.png", light=10.0)
+    with pytest.raises(ValueError, match="Nothing to change"):
+        rerender_file(calibrated, tmp_path / "face.png")
+    with pytest.raises(ValueError, match="outside the calibrated range"):
+        rerender_file(calibrated, tmp_path / "face.png", light=200.0)
+
+
+def test_unwritable_output_folder(tmp_path, calibrated):
+    _write(tmp_path / "face.png")
+    (tmp_path / "plain-file").write_text("")
+    with pytest.raises(ValueError, match="does not exist or is not writable"):
+        rerender_file(
+            calibrated, tmp_path / "face.png", out=tmp_path / "plain-file" / "x.png", light=10.0
+        )
+
+
+def test_missing_output_folder(tmp_path, calibrated):
+    _write(tmp_path / "face.png")
+    with pytest.raises(ValueError, match="does not exist or is not writable"):
+        rerender_file(calibrated, tmp_path / "face.png", out=tmp_path / "no" / "x.png", light=1.0)
+
+
+def test_traverse_writes_a_gif_and_a_grid(tmp_path, calibrated):
+    _write(tmp_path / "face.png")
+    gif, grid = traverse_file(calibrated, tmp_path / "face.png", "light", frames=10)
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 10
+    assert Image.open(grid).size == (8 * 32, 2 * 32)
+    with pytest.raises(ValueError, match="factor='hair'"):
+        traverse_file(calibrated, tmp_path / "face.png", "hair")
