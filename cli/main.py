@@ -5,7 +5,6 @@ Keras is imported only inside commands that need it, so `dcign --help` and
 """
 
 import os
-import sys
 
 import click
 
@@ -14,7 +13,20 @@ from keras_dcign.version import __version__
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns library errors into one line on stderr and exit status 1 (tracebacks with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (ValueError, OSError, RuntimeError) as error:
+            if ctx.params.get("debug"):
+                raise
+            message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dcign")
 @click.option(
     "--backend",
@@ -71,8 +83,12 @@ def _console():
     default=None,
     help="Train on a dataset in the reference layout instead.",
 )
-@click.option("--cache-batches", type=click.IntRange(min=1), default=None,
-              help="Batches of generated faces to cache and cycle through.")
+@click.option(
+    "--cache-batches",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Batches of generated faces to cache and cycle through.",
+)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option(
@@ -141,8 +157,9 @@ FACTOR_HELP = "degrees or {names}"
 def render(input_path, light, azimuth, elevation, preset, out, compare, crop):
     """Re-render INPUT with a new light, azimuth or elevation."""
     from keras_dcign.presets import from_preset
-    from keras_dcign.rendering import parse_factor, rerender_file
+    from keras_dcign.rendering import check_readable, parse_factor, rerender_file
 
+    check_readable(input_path)
     model = from_preset(preset)
     written = rerender_file(
         model,
@@ -168,8 +185,9 @@ def render(input_path, light, azimuth, elevation, preset, out, compare, crop):
 def traverse(input_path, factor, frames, preset, out, crop):
     """Sweep one factor over its calibrated range: an animated GIF and a PNG grid."""
     from keras_dcign.presets import from_preset
-    from keras_dcign.rendering import traverse_file
+    from keras_dcign.rendering import check_readable, traverse_file
 
+    check_readable(input_path)
     gif, grid = traverse_file(from_preset(preset), input_path, factor, frames, out, crop)
     click.echo(f"{gif}\n{grid}")
 
@@ -254,24 +272,8 @@ def data_export(out, size, batches, seed):
 
 def main(argv=None):
     """Entry point of the `dcign` console script."""
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    try:
-        cli.main(args=argv, prog_name="dcign", standalone_mode=False)
-    except click.exceptions.Exit as exit_:
-        return exit_.exit_code
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return 1
-    except (ValueError, OSError, RuntimeError) as error:
-        if debug:
-            raise
-        click.echo(f"Error: {error}", err=True)
-        return 1
-    return 0
+    return cli.main(args=argv, prog_name="dcign")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

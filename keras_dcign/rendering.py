@@ -45,6 +45,18 @@ def load_image(path, image_size, channels=1, crop="center"):
     return np.clip(pixels, 0.0, 1.0)
 
 
+def check_readable(path):
+    """Fails early, with a one-line message, when an input image is missing or unreadable."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except FileNotFoundError as error:
+        raise ValueError(f"Input image {path} does not exist.") from error
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"Cannot read image {path}: expected a PNG or JPEG file.") from error
+
+
 def _centre_box(image):
     width, height = image.size
     side = min(width, height)

@@ -133,7 +133,10 @@ def train(
     total = int(settings["steps"])
     (run_dir / "recipe.json").write_text(json.dumps(dict(settings, config=config, seed=seed)))
 
-    batches = _batch_source(settings, data_dir, seed, workers, progress)
+    # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
+    # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
+    chunk = math.gcd(total, checkpoint_every)
+    source = _batch_source(settings, data_dir, seed, workers, progress, chunk)
     history = {}
     began = time.time()
     if start < total:
@@ -142,11 +145,8 @@ def train(
             from keras_dcign.progress import TrainingProgress
 
             callbacks.append(TrainingProgress(total, start, settings["batch_size"]))
-        # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
-        # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
-        chunk = math.gcd(total, checkpoint_every)
         fit = model.fit(
-            batches(start),
+            source(start) if callable(source) else source,
             steps_per_epoch=chunk,
             epochs=total // chunk,
             initial_epoch=start // chunk,
@@ -183,8 +183,9 @@ def _check_writable(run_dir):
         raise ValueError(f"Output folder {run_dir} is not writable: {error.strerror}.") from error
 
 
-def _batch_source(settings, data_dir, seed, workers, progress):
-    """A function `start_step -> generator of (images, group_ids)`, deterministic per step."""
+def _batch_source(settings, data_dir, seed, workers, progress, chunk):
+    """A function `start_step -> generator of (images, group_ids)` (deterministic per step),
+    or, with `workers`, a `PyDataset` of `chunk` batches rendered on the fly."""
     from keras_dcign.datasets import faces
 
     size, batch = settings["image_size"], settings["batch_size"]
@@ -192,16 +193,10 @@ def _batch_source(settings, data_dir, seed, workers, progress):
         images, groups = faces.load_reference_layout(data_dir, image_size=size, split="train")
         return _cycle(images, groups, seed)
     if workers:
-        stream = faces.dataset(
-            batch_size=batch,
-            image_size=size,
-            seed=seed,
-            shape_bias=settings["shape_bias"],
-            steps=settings["steps"],
-            workers=workers,
-            use_multiprocessing=True,
+        return faces.dataset(
+            steps_per_epoch=chunk, batch_size=batch, image_size=size, seed=seed,
+            shape_bias=settings["shape_bias"], workers=workers, use_multiprocessing=True,
         )
-        return lambda start: (stream[i] for i in range(start, len(stream)))
     images, groups = cached_training_set(
         image_size=size,
         n_batches=settings["cache_batches"],

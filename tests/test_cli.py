@@ -1,0 +1,184 @@
+"""The dcign command through Click's runner and as a real installed subprocess."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import tiny_model
+from PIL import Image
+
+from keras_dcign import Calibration
+from keras_dcign.cli.main import cli
+
+RANGES = {"azimuth": (-90, 90), "elevation": (-25, 25), "light": (-80, 80)}
+
+
+@pytest.fixture(scope="module")
+def preset(tmp_path_factory):
+    model = tiny_model()
+    model.calibration = Calibration(
+        {
+            f: {"group": f, "unit": 0, "slope": 0.03, "intercept": 0.0, "range": list(r), "r2": 1.0}
+            for f, r in RANGES.items()
+        }
+    )
+    return model.save_to_preset(tmp_path_factory.mktemp("zoo") / "tiny", card="# Tiny card\n")
+
+
+@pytest.fixture
+def face(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, size=(40, 60, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "face.png")
+    return tmp_path / "face.png"
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_render_and_traverse(preset, face):
+    result = _run("render", face, "--light", "left", "--preset", preset, "--compare")
+    assert result.exit_code == 0, result.output
+    assert (face.parent / "face_light-left.png").exists()
+    assert (face.parent / "face_light-left_compare.png").exists()
+    out = face.parent / "sweep.gif"
+    result = _run(
+        "traverse", face, "--factor", "azimuth", "--frames", "5", "--preset", preset, "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    assert out.exists() and out.with_suffix(".png").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["render", "missing.png", "--light", "left"], "does not exist"),
+        (["render", "{face}", "--light", "left", "--preset", "nope"], "Unknown preset 'nope'"),
+        (
+            ["render", "{face}", "--light", "200", "--preset", "{preset}"],
+            "outside the calibrated range",
+        ),
+        (
+            ["render", "{face}", "--light", "sideways", "--preset", "{preset}"],
+            "not a known direction",
+        ),
+        (
+            [
+                "render",
+                "{face}",
+                "--light",
+                "left",
+                "--preset",
+                "{preset}",
+                "--out",
+                "{face}/x.png",
+            ],
+            "not writable",
+        ),
+    ],
+)
+def test_runtime_errors_are_one_line(args, message, preset, face):
+    result = _run(*[a.format(face=face, preset=preset) for a in args])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+
+
+def test_corrupt_weights(preset, tmp_path, face):
+    broken = tmp_path / "broken"
+    shutil.copytree(preset, broken)
+    (broken / "model.weights.h5").write_bytes(b"\x00" * 64)
+    result = _run("render", face, "--light", "left", "--preset", broken)
+    assert result.exit_code == 1 and "Corrupt weights file" in result.output
+
+
+def test_debug_shows_the_traceback(face):
+    result = _run("--debug", "render", face, "--light", "left", "--preset", "nope")
+    assert isinstance(result.exception, ValueError)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["render"],
+        ["traverse", "x.png"],
+        ["train", "--steps", "0"],
+        ["train", "--clamp", "median"],
+        ["render", "x.png", "--crop", "magic"],
+        ["nonsense"],
+    ],
+)
+def test_usage_errors_exit_2(args):
+    assert _run(*args).exit_code == 2
+
+
+def test_zoo_commands(preset):
+    result = _run("zoo", "list")
+    assert result.exit_code == 0, result.output
+    assert "keras-dcign zoo" in result.output
+    result = _run("zoo", "info", preset)
+    assert result.exit_code == 0 and "Tiny card" in result.output
+
+
+def test_download_checksum_mismatch_over_loopback(tmp_path):
+    import http.server
+    import threading
+
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "blob.bin").write_bytes(b"abc" * 1000)
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path / "www"), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/blob.bin"
+    try:
+        bad = _run("download", url, "--sha256", "0" * 64, "--dest", tmp_path / "got")
+        assert bad.exit_code == 1 and "sha256 mismatch" in bad.output
+        assert not (tmp_path / "got" / "blob.bin").exists()
+        good = hashlib.sha256(b"abc" * 1000).hexdigest()
+        ok = _run("download", url, "--sha256", good, "--dest", tmp_path / "got")
+        assert ok.exit_code == 0, ok.output
+        assert (tmp_path / "got" / "blob.bin").read_bytes() == b"abc" * 1000
+    finally:
+        server.shutdown()
+
+
+def test_installed_dcign_renders_in_a_subprocess(preset, face):
+    dcign = shutil.which("dcign") or os.path.join(os.path.dirname(sys.executable), "dcign")
+    result = subprocess.run(
+        [
+            dcign,
+            "render",
+            str(face),
+            "--azimuth",
+            "30",
+            "--preset",
+            str(preset),
+            "--out",
+            str(face.parent / "turned.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Image.open(face.parent / "turned.png").size == (32, 32)
+    missing = subprocess.run(
+        [dcign, "render", "nowhere.png", "--light", "left"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == ["Error: Input image nowhere.png does not exist."]
