@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import tiny_model
+from keras_dcign.cli.main import cli
 from PIL import Image
 
 from keras_dcign import Calibration
-from keras_dcign.cli.main import cli
 
 RANGES = {"azimuth": (-90, 90), "elevation": (-25, 25), "light": (-80, 80)}
 
