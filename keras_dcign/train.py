@@ -7,6 +7,7 @@ import platform
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 RECIPES = {
@@ -80,6 +81,7 @@ def train(
     checkpoint_every=100,
     progress=True,
     workers=0,
+    time_limit=None,
     **overrides,
 ):
     """Trains a DC-IGN by a recipe and writes a calibrated preset.
@@ -97,14 +99,14 @@ def train(
         progress: show a rich progress bar.
         workers: render batches on the fly with this many processes instead
             of caching a fixed set (for long GPU runs).
+        time_limit: stop training cleanly after this many minutes (then
+            checkpoint, calibrate and write the preset as usual).
         **overrides: recipe settings (`steps`, `batch_size`, `clamp`,
             `invariance_strength`, `shape_bias`, `kl_weight`, `learning_rate`).
 
     Returns:
         A `TrainResult`.
     """
-    import keras
-
     from keras_dcign.checkpoint import CheckpointEvery, latest_checkpoint, restore_checkpoint
     from keras_dcign.model import DCIGN
 
@@ -140,7 +142,10 @@ def train(
     history = {}
     began = time.time()
     if start < total:
-        callbacks = [CheckpointEvery(run_dir, checkpoint_every, start)]
+        checkpoints = CheckpointEvery(run_dir, checkpoint_every, start)
+        callbacks = [checkpoints]
+        if time_limit is not None:
+            callbacks.append(StopAfter(float(time_limit) * 60.0))
         if progress:
             from keras_dcign.progress import TrainingProgress
 
@@ -155,6 +160,9 @@ def train(
             verbose=0,
         )
         history = fit.history
+        done = checkpoints.step
+    else:
+        done = start
     seconds = time.time() - began
 
     from keras_dcign.calibration import calibrate_on_faces
@@ -162,15 +170,18 @@ def train(
     model.calibration = calibrate_on_faces(model, seed=seed)
     metadata = {
         "recipe": dict(settings, config=config, seed=seed),
-        "steps": total,
+        "steps": done,
         "train_seconds_this_run": round(seconds, 1),
+        "images_per_second_this_run": round((done - start) * settings["batch_size"] / seconds, 1)
+        if seconds > 0
+        else None,
         "machine": f"{platform.machine()} {platform.processor() or ''} "
         f"backend={keras.backend.backend()}".strip(),
         "final_logs": {k: float(v[-1]) for k, v in history.items()},
         "calibration_r2": {f: e["r2"] for f, e in model.calibration.factors.items()},
     }
     preset_dir = model.save_to_preset(run_dir / "preset", metadata=metadata, float16=True)
-    return TrainResult(preset_dir, run_dir, total, seconds, history)
+    return TrainResult(preset_dir, run_dir, done, seconds, history)
 
 
 def _check_writable(run_dir):
@@ -255,3 +266,18 @@ def _as_float(images):
     if images.dtype == np.uint8:
         return images.astype("float32") / 255.0
     return images.astype("float32")
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Asks `fit` to stop once a wall-clock budget (seconds) is spent."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_train_begin(self, logs=None):
+        self.deadline = time.time() + self.seconds
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.time() > self.deadline:
+            self.model.stop_training = True
