@@ -98,6 +98,12 @@ def _console():
     show_default=True,
     help="Render batches on the fly with this many processes (no cache).",
 )
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many minutes, then calibrate and write the preset.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--backend",
