@@ -5,6 +5,7 @@ Keras is imported only inside commands that need it, so `dcign --help` and
 """
 
 import os
+import sys
 
 import click
 
@@ -118,7 +119,8 @@ def train(config, out, command_backend, **options):
         os.environ["KERAS_BACKEND"] = command_backend
     from keras_dcign.train import train as run
 
-    result = run(out=out or os.path.join("runs", config), config=config, **options)
+    command = "dcign " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dcign") else None
+    result = run(out=out or os.path.join("runs", config), config=config, command=command, **options)
     click.echo(
         f"Trained {result.steps} steps in {result.seconds:.0f} s; preset written to "
         f"{result.preset_dir}"
