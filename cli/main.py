@@ -61,6 +61,8 @@ def _console():
     help="Training recipe.",
 )
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps.")
+@click.option("--image-size", type=click.IntRange(min=16), default=None)
+@click.option("--feature-maps", type=click.IntRange(min=4), default=None)
 @click.option("--batch-size", type=click.IntRange(min=2), default=None)
 @click.option("--clamp", type=click.Choice(["mean", "first"]), default=None)
 @click.option("--invariance-strength", type=click.FloatRange(min=0), default=None)

@@ -1,0 +1,78 @@
+"""`dcign train` end to end: generated faces, checkpoints, a kill, a resume, a preset."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from keras_dcign.train import recipe
+
+TINY = ["--image-size", "32", "--feature-maps", "8", "--cache-batches", "4", "--batch-size", "8"]
+
+
+def _dcign(*args, env_home):
+    env = dict(os.environ, KERAS_HOME=str(env_home), TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", "keras_dcign.cli.main", *map(str, args)]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_killed_run_resumes_to_the_same_step_count(tmp_path):
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--dataset",
+        "faces",
+        *TINY,
+        "--steps",
+        "60",
+        "--checkpoint-every",
+        "5",
+        "--out",
+        run,
+    ]
+    first = _dcign(*args, env_home=tmp_path / "home")
+    latest = run / "checkpoints" / "latest"
+    deadline = time.time() + 240
+    while time.time() < deadline and first.poll() is None:
+        if latest.exists() and int(latest.read_text().split("-")[1]) >= 10:
+            break
+        time.sleep(0.05)
+    assert first.poll() is None, first.communicate()[1][-2000:]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = int(latest.read_text().split("-")[1])
+    assert 10 <= killed_at < 60
+    assert not (run / "preset").exists()
+
+    again = _dcign(*args, env_home=tmp_path / "home")
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 1 and "--resume" in err
+
+    resumed = _dcign(*args, "--resume", env_home=tmp_path / "home")
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    assert "preset written to" in out
+    assert latest.read_text() == "step-00000060"
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert checkpoints == ["latest", "step-00000055", "step-00000060"], checkpoints
+    metadata = json.loads((run / "preset" / "metadata.json").read_text())
+    assert metadata["steps"] == 60
+    assert set(metadata["calibration_r2"]) == {"azimuth", "elevation", "light"}
+    card = (run / "preset" / "README.md").read_text()
+    assert "steps: 60 of batch 8" in card and "not on Basel Face Model renders" in card
+
+
+def test_recipe_checks_its_options():
+    assert recipe("faces_64", steps=7)["steps"] == 7
+    with pytest.raises(ValueError, match="Unknown training config 'faces_128'"):
+        recipe("faces_128")
+    with pytest.raises(ValueError, match="steps=0 is invalid"):
+        recipe("faces_64", steps=0)
+    with pytest.raises(ValueError, match="Unknown training option 'colour'"):
+        recipe("faces_64", colour=True)
