@@ -29,14 +29,14 @@ RECIPES = {
     "faces_basel": {
         "image_size": 150,
         "feature_maps": 96,
-        "steps": 6000,
+        "steps": 30000,
         "batch_size": 20,
         "learning_rate": 5e-4,
         "clamp": "mean",
         "invariance_strength": 0.01,
         "shape_bias": 1.0,
         "kl_weight": 1.0,
-        "cache_batches": 0,
+        "cache_batches": 4000,
     },
 }
 
@@ -124,6 +124,12 @@ def train(
             f"{run_dir} already holds a training run; pass --resume to continue it or choose "
             "another --out."
         )
+    total = int(settings["steps"])
+    # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
+    # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
+    chunk = math.gcd(total, checkpoint_every)
+    # Data first: rendering processes are forked before the backend starts its threads.
+    source = _batch_source(settings, data_dir, seed, workers, progress, chunk)
     keras.utils.set_random_seed(seed)
     model = DCIGN(
         image_size=settings["image_size"],
@@ -135,13 +141,8 @@ def train(
     )
     model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
     start = restore_checkpoint(model, existing) if (resume and existing is not None) else 0
-    total = int(settings["steps"])
     (run_dir / "recipe.json").write_text(json.dumps(dict(settings, config=config, seed=seed)))
 
-    # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
-    # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
-    chunk = math.gcd(total, checkpoint_every)
-    source = _batch_source(settings, data_dir, seed, workers, progress, chunk)
     history = {}
     began = time.time()
     if start < total:
@@ -355,7 +356,7 @@ def cached_training_set(image_size, n_batches, batch_size, shape_bias, seed, pro
         image_size=image_size,
         seed=seed,
         shape_bias=shape_bias,
-        workers=2,
+        workers=os.cpu_count() or 1,
         progress=progress,
     )
     data = faces.load(folder, progress=progress)
