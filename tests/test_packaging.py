@@ -41,8 +41,8 @@ def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
         [
             python,
             "-c",
-            "import keras_dcign.cli.main as c, keras_dcign.zoo as z; "
-            "print(c.__file__); print(z.__file__)",
+            "import keras_dcign.cli.main as c, keras_dcign.zoo as z, keras_dcign.presets as p; "
+            "assert isinstance(p.list_presets(), dict); print(c.__file__); print(z.__file__)",
         ],
         check=True,
         capture_output=True,
