@@ -23,9 +23,11 @@ def plan_padding(image_size):
     Every encoder stage is a 5x5 convolution and a 2x2 max-pool (floor),
     every decoder stage a x2 nearest upsampling and a 7x7 convolution. At
     150 px all convolutions are "valid", exactly as the reference network
-    (150 -> 15 -> 150). For other sizes the smallest symmetric padding is
-    chosen, first for the encoder (0-2 px per side) and then for the decoder
-    (0-3 px per side, 3 being "same"), so that the output equals the input.
+    (150 -> 15 -> 150). For other sizes the encoder padding (0-2 px per side)
+    is chosen so that the code grid keeps the reference's proportion (a
+    tenth of the image side; 6 at 64 px), then the decoder padding (0-3 px
+    per side, 3 being "same") so that the output equals the input; ties go
+    to the least padding.
 
     Returns:
         `(encoder_padding, decoder_padding, code_grid)`: tuples of pixels per
@@ -35,8 +37,8 @@ def plan_padding(image_size):
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16:
         raise ValueError(f"image_size={image_size!r} is not supported; expected an integer >= 16.")
     decoder_options = sorted(itertools.product(range(4), repeat=4), key=lambda p: (sum(p), p))
-    encoder_options = sorted(itertools.product(range(3), repeat=3), key=lambda p: (sum(p), p))
-    for encoder in encoder_options:
+    plans = []
+    for encoder in itertools.product(range(3), repeat=3):
         grid = image_size
         for pad in encoder:
             grid = (grid + 2 * pad - ENCODER_KERNEL + 1) // 2
@@ -47,8 +49,12 @@ def plan_padding(image_size):
             for pad in decoder:
                 size = 2 * size + 2 * pad - DECODER_KERNEL + 1
             if size == image_size:
-                return encoder, decoder, grid
-    raise ValueError(f"image_size={image_size} is not supported: no padding reproduces it.")
+                score = (abs(grid - image_size / 10), sum(encoder) + sum(decoder), encoder)
+                plans.append((score, (encoder, decoder, grid)))
+                break
+    if not plans:
+        raise ValueError(f"image_size={image_size} is not supported: no padding reproduces it.")
+    return min(plans)[1]
 
 
 @keras.saving.register_keras_serializable(package="keras_dcign")
