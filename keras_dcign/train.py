@@ -5,6 +5,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -349,8 +350,7 @@ def cached_training_set(image_size, n_batches, batch_size, shape_bias, seed, pro
 
     name = f"faces-{image_size}px-{n_batches}x{batch_size}-bias{shape_bias:g}-seed{seed}"
     folder = cache_dir("datasets", name)
-    faces.generate(
-        folder,
+    options = dict(
         n_batches=n_batches,
         batch_size=batch_size,
         image_size=image_size,
@@ -359,6 +359,12 @@ def cached_training_set(image_size, n_batches, batch_size, shape_bias, seed, pro
         workers=os.cpu_count() or 1,
         progress=progress,
     )
+    try:
+        faces.generate(folder, **options)
+    except ValueError:
+        # A cache written by another version of the generator: it is ours to replace.
+        shutil.rmtree(folder)
+        faces.generate(folder, **options)
     data = faces.load(folder, progress=progress)
     code = GraphicsCode.paper()
     ids = np.array([-1 if g is None else code.index(g) for g in data["group"]], dtype="int32")
