@@ -280,6 +280,15 @@ def data_export(out, size, batches, seed):
     click.echo(str(path))
 
 
+def _register_extra_commands():
+    from keras_dcign.cli.torch7 import import_torch7 as import_torch7_command
+
+    cli.add_command(import_torch7_command)
+
+
+_register_extra_commands()
+
+
 def main(argv=None):
     """Entry point of the `dcign` console script."""
     return cli.main(args=argv, prog_name="dcign")

@@ -18,6 +18,7 @@ _LAZY = {
     "from_preset": "keras_dcign.presets",
     "save_to_preset": "keras_dcign.presets",
     "list_presets": "keras_dcign.presets",
+    "import_torch7": "keras_dcign.torch7",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -45,6 +45,11 @@ def resolve_preset(source, progress=True):
         entry = registry[source]
         if entry["source"] == "bundled":
             return _check_folder(_zoo_dir() / source)
+        if entry["source"] == "torch7":
+            # The authors' Torch7 release: downloaded and converted once, see keras_dcign.torch7.
+            from keras_dcign.torch7 import fetch_preset
+
+            return fetch_preset(source, entry, progress=progress)
         return _fetch_archive(entry["urls"], entry.get("sha256"), source, progress)
     if source.startswith("https://") or source.startswith("http://"):
         url, _, fragment = source.partition("#")
@@ -80,10 +85,11 @@ def fetch(source, dest=None, sha256=None, progress=True):
     """Downloads a preset (zoo name or archive URL) or a plain file, for `dcign download`.
 
     Args:
-        source: a zoo name, `https://...#sha256=...` preset archive, or a
-            plain `https://` file URL with `sha256` given.
-        dest: a folder to copy the preset into (or to save the file in);
-            default: the cache under `$KERAS_HOME/keras_dcign`.
+        source: a zoo name, a registry dataset (e.g. `"faces-original"`), an
+            `https://...#sha256=...` preset archive, or a plain `https://` file
+            URL with `sha256` given.
+        dest: a folder to copy the preset into, unpack the dataset into (or
+            to save the file in); default: the cache under `$KERAS_HOME/keras_dcign`.
         sha256: the expected checksum of a plain file URL.
 
     Returns:
@@ -96,6 +102,11 @@ def fetch(source, dest=None, sha256=None, progress=True):
         folder = Path(dest) if dest else cache_dir("files")
         folder.mkdir(parents=True, exist_ok=True)
         return download([source], folder / name, sha256=sha256, progress=progress)
+    from keras_dcign.torch7 import fetch_dataset, registry_datasets
+
+    datasets = registry_datasets()
+    if source in datasets:
+        return fetch_dataset(source, datasets[source], dest=dest, progress=progress)
     folder = resolve_preset(source, progress=progress)
     if dest is None:
         return folder
