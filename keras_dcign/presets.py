@@ -177,7 +177,12 @@ def save_to_preset(model, preset_dir, metadata=None, card=None, float16=False):
         config.pop("name", None)
         config.pop("trainable", None)
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-        model.save_weights(staging / WEIGHTS_FILE)
+        # An uncompiled copy: a preset holds the model's weights, not the optimizer's state.
+        from keras_dcign.model import DCIGN
+
+        bare = DCIGN.from_config(model.get_config())
+        bare.set_weights(model.get_weights())
+        bare.save_weights(staging / WEIGHTS_FILE)
         if float16:
             _weights_to_float16(staging / WEIGHTS_FILE)
         if calibration is not None:
@@ -212,21 +217,27 @@ def _jsonable(value):
 
 
 def _weights_to_float16(path):
+    """Rewrites a weights file with float16 datasets (a new file: HDF5 never shrinks in place)."""
     import h5py
 
-    with h5py.File(path, "r+") as handle:
-        names = []
-        handle.visititems(
-            lambda name, obj: (
-                names.append(name)
-                if isinstance(obj, h5py.Dataset) and obj.dtype == np.float32
-                else None
-            )
-        )
-        for name in names:
-            data = handle[name][()]
-            del handle[name]
-            handle.create_dataset(name, data=data.astype("float16"))
+    path = Path(path)
+    smaller = path.with_name(".float16." + path.name)
+
+    def copy(source, target):
+        target.attrs.update(dict(source.attrs))
+        for name, item in source.items():
+            if isinstance(item, h5py.Group):
+                copy(item, target.create_group(name))
+            else:
+                data = item[()]
+                if getattr(data, "dtype", None) == np.float32:
+                    data = data.astype("float16")
+                target.create_dataset(name, data=data)
+                target[name].attrs.update(dict(item.attrs))
+
+    with h5py.File(path, "r") as source, h5py.File(smaller, "w") as target:
+        copy(source, target)
+    os.replace(smaller, path)
 
 
 def _check_folder(path):

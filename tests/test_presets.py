@@ -139,3 +139,23 @@ def test_preset_archive_over_http(tmp_path, served, monkeypatch):
 def test_registry_lists_presets_with_their_facts():
     for name, entry in keras_dcign.list_presets().items():
         assert {"description", "image_size", "parameters", "source"} <= set(entry), name
+
+
+def test_preset_of_a_trained_model_holds_no_optimizer_state(tmp_path):
+    import h5py
+
+    model = tiny_model()
+    model.compile()
+    model.fit(blob_images(4), model.group_ids("light", 4), epochs=1, verbose=0)
+    folder = model.save_to_preset(tmp_path / "p", float16=True)
+    with h5py.File(folder / "model.weights.h5") as handle:
+        assert "optimizer" not in handle
+        dtypes = set()
+        handle.visititems(lambda n, o: dtypes.add(str(o.dtype)) if hasattr(o, "dtype") else None)
+    assert "float32" not in dtypes
+    restored = from_preset(folder)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(restored(blob_images(2))),
+        keras.ops.convert_to_numpy(model(blob_images(2))),
+        atol=2e-3,
+    )

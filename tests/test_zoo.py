@@ -1,0 +1,51 @@
+"""The bundled presets load offline and re-render generated test faces the right way."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_dcign
+from keras_dcign.datasets import faces
+
+BUNDLED = [n for n, e in keras_dcign.list_presets().items() if e["source"] == "bundled"]
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_preset_loads_offline(name):
+    entry = keras_dcign.list_presets()[name]
+    model = keras_dcign.from_preset(name)
+    assert model.count_params() == entry["parameters"]
+    assert model.image_size == entry["image_size"]
+    assert set(model.calibration.factors) == {"azimuth", "elevation", "light"}
+
+
+def _frontal_test_faces(size, n=6):
+    people = np.asarray(faces.identities("test"))[:n]
+    return people, faces.render(people, image_size=size)[..., None].astype("float32")
+
+
+def _halves(images):
+    half = images.shape[2] // 2
+    return images[:, :, :half].mean(axis=(1, 2, 3)), images[:, :, half:].mean(axis=(1, 2, 3))
+
+
+def test_faces_64_relights_left_and_right():
+    model = keras_dcign.from_preset("faces_64")
+    _, images = _frontal_test_faces(model.image_size)
+    left = keras.ops.convert_to_numpy(model.rerender(images, light="left"))
+    right = keras.ops.convert_to_numpy(model.rerender(images, light="right"))
+    left_l, left_r = _halves(left)
+    right_l, right_r = _halves(right)
+    assert np.mean(left_l > left_r) >= 5 / 6, (left_l, left_r)
+    assert np.mean(right_l < right_r) >= 5 / 6, (right_l, right_r)
+
+
+def test_faces_64_turns_the_face_the_right_way():
+    model = keras_dcign.from_preset("faces_64")
+    people, images = _frontal_test_faces(model.image_size)
+    turned = keras.ops.convert_to_numpy(model.rerender(images, azimuth=60.0))
+    truth_right = faces.render(people, azimuth=60.0, image_size=model.image_size)[..., None]
+    truth_left = faces.render(people, azimuth=-60.0, image_size=model.image_size)[..., None]
+    to_right = np.mean((turned - truth_right) ** 2, axis=(1, 2, 3))
+    to_left = np.mean((turned - truth_left) ** 2, axis=(1, 2, 3))
+    assert np.mean(to_right < to_left) >= 5 / 6, (to_right, to_left)
