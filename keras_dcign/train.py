@@ -17,7 +17,7 @@ RECIPES = {
     "faces_64": {
         "image_size": 64,
         "feature_maps": 32,
-        "steps": 1500,
+        "steps": 3000,
         "batch_size": 20,
         "learning_rate": 1e-3,
         "clamp": "mean",
