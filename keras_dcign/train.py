@@ -315,7 +315,9 @@ def _batch_source(settings, data_dir, seed, workers, progress, chunk):
 
     size, batch = settings["image_size"], settings["batch_size"]
     if data_dir is not None:
-        images, groups = faces.load_reference_layout(data_dir, image_size=size, split="train")
+        images, groups = faces.stack_batches(
+            faces.load_reference_layout(data_dir, image_size=size, split="train")
+        )
         return _cycle(images, groups, seed)
     if workers:
         return faces.dataset(
