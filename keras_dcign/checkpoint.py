@@ -50,14 +50,19 @@ def latest_checkpoint(run_dir):
     return folder if (folder / "state.json").exists() else None
 
 
+def checkpoint_step(folder):
+    """The step a checkpoint folder was written at."""
+    return int(json.loads((Path(folder) / "state.json").read_text())["step"])
+
+
 def restore_checkpoint(model, folder):
     """Loads weights and optimizer state into a compiled model; returns the step."""
     folder = Path(folder)
     try:
+        model.optimizer.build(model.trainable_variables)
         model.load_weights(folder / "model.weights.h5")
         with np.load(folder / "optimizer.npz") as data:
             store = {key: data[key] for key in data.files}
-        model.optimizer.build(model.trainable_variables)
         model.optimizer.load_own_variables(store)
         return int(json.loads((folder / "state.json").read_text())["step"])
     except (OSError, KeyError, ValueError) as error:

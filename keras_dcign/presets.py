@@ -171,6 +171,7 @@ def save_to_preset(model, preset_dir, metadata=None, card=None, float16=False):
     preset_dir = Path(preset_dir)
     preset_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{preset_dir.name}.", dir=preset_dir.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a preset is meant to be shared
     try:
         config = model.get_config()
         calibration = config.pop("calibration", None)

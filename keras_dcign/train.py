@@ -111,7 +111,12 @@ def train(
     Returns:
         A `TrainResult`.
     """
-    from keras_dcign.checkpoint import CheckpointEvery, latest_checkpoint, restore_checkpoint
+    from keras_dcign.checkpoint import (
+        CheckpointEvery,
+        checkpoint_step,
+        latest_checkpoint,
+        restore_checkpoint,
+    )
     from keras_dcign.model import DCIGN
 
     if dataset != "faces":
@@ -130,7 +135,8 @@ def train(
     # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
     chunk = math.gcd(total, checkpoint_every)
     # Data first: rendering processes are forked before the backend starts its threads.
-    source = _batch_source(settings, data_dir, seed, workers, progress, chunk)
+    finished = resume and existing is not None and checkpoint_step(existing) >= total
+    source = None if finished else _batch_source(settings, data_dir, seed, workers, progress, chunk)
     keras.utils.set_random_seed(seed)
     model = DCIGN(
         image_size=settings["image_size"],
@@ -178,7 +184,7 @@ def train(
         "steps": done,
         "train_seconds_this_run": round(seconds, 1),
         "images_per_second_this_run": round((done - start) * settings["batch_size"] / seconds, 1)
-        if seconds > 0
+        if seconds > 0 and done > start
         else None,
         "machine": describe_machine(),
         "command": command,
@@ -241,14 +247,24 @@ def model_card(config, metadata):
         f"- clamp {recipe_['clamp']}, invariance strength {recipe_['invariance_strength']}, "
         f"shape bias {recipe_['shape_bias']}, KL weight {recipe_['kl_weight']}, "
         f"Adam learning rate {recipe_['learning_rate']}",
-        f"- training time: {metadata['train_seconds_this_run']} s "
-        f"({metadata.get('images_per_second_this_run')} images/s) on {metadata['machine']}",
+        (
+            f"- training time: {metadata['train_seconds_this_run']} s "
+            f"({metadata.get('images_per_second_this_run')} images/s) on {metadata['machine']}"
+            if metadata.get("images_per_second_this_run")
+            else f"- resumed from its final checkpoint on {metadata['machine']}: no training "
+            "time was measured in the run that wrote this preset"
+        ),
         "",
         "## Measured",
         "",
-        f"- final training loss {logs.get('loss', float('nan')):.1f} "
-        f"(reconstruction {logs.get('reconstruction', float('nan')):.1f}, "
-        f"KL {logs.get('kl', float('nan')):.1f})",
+        *(
+            [
+                f"- final training loss {logs['loss']:.1f} (reconstruction "
+                f"{logs['reconstruction']:.1f}, KL {logs['kl']:.1f}), mean of the last epoch"
+            ]
+            if logs
+            else []
+        ),
         "- calibration R² on held-out sweeps: "
         + ", ".join(f"{factor} {value:.3f}" for factor, value in r2.items()),
         f"- relight check (left-minus-right brightness of 8 frontal test faces): light=left "
