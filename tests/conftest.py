@@ -74,6 +74,7 @@ def run_python(code, backend, env=None, timeout=300):
     environ.update(env or {})
     result = subprocess.run(
         [sys.executable, "-c", code],
+        cwd=os.path.dirname(os.path.abspath(__file__)),
         env=environ,
         capture_output=True,
         text=True,

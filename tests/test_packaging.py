@@ -56,7 +56,7 @@ def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
     assert "dcign, version" in version.stdout
 
 
-def test_cli_help_and_version_do_not_import_keras():
+def test_cli_help_and_version_do_not_import_keras(tmp_path):
     code = (
         "import sys\nfrom keras_dcign.cli.main import main\n"
         "for args in (['--help'], ['--version']):\n"
@@ -67,8 +67,13 @@ def test_cli_help_and_version_do_not_import_keras():
         "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules\n"
         "print('light')"
     )
+    # Run outside the source tree so the installed package (with keras_dcign.cli) is imported.
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "Usage: dcign" in result.stdout and "light" in result.stdout

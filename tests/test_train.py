@@ -17,8 +17,14 @@ TINY = ["--image-size", "32", "--feature-maps", "8", "--cache-batches", "4", "--
 def _dcign(*args, env_home):
     env = dict(os.environ, KERAS_HOME=str(env_home), TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, "-m", "keras_dcign.cli.main", *map(str, args)]
+    # Run outside the source tree so the installed package (with keras_dcign.cli) is imported.
     return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=env_home.parent,
     )
 
 

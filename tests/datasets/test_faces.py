@@ -61,8 +61,13 @@ def _enclosed_background(head):
 def test_heads_have_no_holes(size):
     rng = np.random.default_rng(size)
     people = rng.choice(faces.identities("train"), 6)
-    images = faces.render(people, rng.uniform(-90, 90, 6), rng.uniform(-25, 25, 6),
-                          rng.uniform(-80, 80, 6), image_size=size)
+    images = faces.render(
+        people,
+        rng.uniform(-90, 90, 6),
+        rng.uniform(-25, 25, 6),
+        rng.uniform(-80, 80, 6),
+        image_size=size,
+    )
     for image in images:
         assert not _enclosed_background(image > 0).any()
 

@@ -46,8 +46,11 @@ def test_mixed_batches_vary_everything_and_train_no_group():
 
 
 def test_factors_stay_in_their_ranges():
-    ranges = {"azimuth_range": (-30.0, 10.0), "elevation_range": (0.0, 5.0),
-              "light_range": (20.0, 21.0)}
+    ranges = {
+        "azimuth_range": (-30.0, 10.0),
+        "elevation_range": (0.0, 5.0),
+        "light_range": (20.0, 21.0),
+    }
     stream = faces.batches("MIXED", batch_size=8, image_size=16, **ranges)
     for _, _, factors in itertools.islice(stream, 3):
         for name, (low, high) in zip(("azimuth", "elevation", "light"), ranges.values()):
@@ -107,11 +110,13 @@ def test_pydataset_items_and_fit(tmp_path):
     with pytest.raises(IndexError):
         data[3]
 
-    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(4)])
+    model = keras.Sequential(
+        [keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dense(4)]
+    )
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    train = faces.dataset(steps_per_epoch=2, batch_size=4, image_size=16, kinds=("AZ", "EL"),
-                          workers=2)
+    train = faces.dataset(
+        steps_per_epoch=2, batch_size=4, image_size=16, kinds=("AZ", "EL"), workers=2
+    )
     history = model.fit(train, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
 
@@ -121,7 +126,10 @@ def test_generate_and_load_cache(tmp_path):
     options = dict(n_batches=5, batch_size=3, image_size=16, seed=4, shard_size=2)
     assert faces.generate(folder, progress=False, **options) == folder
     assert sorted(f for f in os.listdir(folder) if f.startswith("shard")) == [
-        "shard-00000.npz", "shard-00001.npz", "shard-00002.npz"]
+        "shard-00000.npz",
+        "shard-00001.npz",
+        "shard-00002.npz",
+    ]
     data = faces.load(folder, progress=False)
     assert data["images"].shape == (5, 3, 16, 16) and data["images"].dtype == np.uint8
     stream = faces.training_batches(batch_size=3, image_size=16, seed=4)
@@ -145,8 +153,7 @@ def test_generate_and_load_cache(tmp_path):
 
 def test_corrupt_cache_names_the_file(tmp_path):
     folder = str(tmp_path / "cache")
-    faces.generate(folder, n_batches=2, batch_size=2, image_size=16, shard_size=1,
-                   progress=False)
+    faces.generate(folder, n_batches=2, batch_size=2, image_size=16, shard_size=1, progress=False)
     shard = os.path.join(folder, "shard-00001.npz")
     with open(shard, "r+b") as f:
         f.truncate(100)

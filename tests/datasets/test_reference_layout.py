@@ -38,9 +38,12 @@ def test_torch7_writer_matches_torchfile(tmp_path):
 
 
 def _folders(root):
-    return sorted(os.path.relpath(os.path.join(parent, name), root)
-                  for parent, names, _ in os.walk(root) for name in names
-                  if name.startswith("batch"))
+    return sorted(
+        os.path.relpath(os.path.join(parent, name), root)
+        for parent, names, _ in os.walk(root)
+        for name in names
+        if name.startswith("batch")
+    )
 
 
 def test_export_and_read_back(tmp_path):
@@ -65,7 +68,7 @@ def test_export_and_read_back(tmp_path):
         assert np.abs(images - original).max() <= 0.5 / 255 + 1e-6
         np.testing.assert_array_equal(factors["identity"], truth["identity"])
         np.testing.assert_allclose(factors["azimuth"], truth["azimuth"], atol=1e-4)
-    (images, group, factors), = faces.load_reference_layout(root, image_size=12, split="test")
+    ((images, group, factors),) = faces.load_reference_layout(root, image_size=12, split="test")
     assert images.shape == (3, 12, 12, 1) and group == "light"
     np.testing.assert_allclose(factors["light"], test[0][2]["light"], atol=1e-4)
     # A second export numbers its batches after the first.
@@ -75,8 +78,9 @@ def test_export_and_read_back(tmp_path):
 
 def test_export_renders_a_whole_layout(tmp_path):
     root = str(tmp_path / "ref")
-    faces.export_reference_layout(root, n_batches=1, batch_size=2, image_size=16, seed=3,
-                                  progress=False)
+    faces.export_reference_layout(
+        root, n_batches=1, batch_size=2, image_size=16, seed=3, progress=False
+    )
     assert len(_folders(root)) == 8  # 4 kinds x 2 splits
     train = faces.load_reference_layout(root, image_size=None)
     images, group_ids = faces.stack_batches(train)
@@ -123,8 +127,9 @@ def test_reads_torch7_batches(tmp_path):
     # Box-like downsampling keeps the mean brightness.
     assert abs(resized.mean() - tensors[0].mean()) < 0.02
     rgb = str(tmp_path / "rgb")
-    write_float_tensor(rgb, np.ones((2, 3, 8, 8), np.float32) * np.array([1.0, 0.0, 0.0])[
-        None, :, None, None])
+    write_float_tensor(
+        rgb, np.ones((2, 3, 8, 8), np.float32) * np.array([1.0, 0.0, 0.0])[None, :, None, None]
+    )
     np.testing.assert_allclose(faces.read_batch(rgb), 0.21, atol=1e-6)
 
 
@@ -135,8 +140,7 @@ def test_reads_rgb_png_folders_with_the_reference_weights(tmp_path):
     for i, colour in enumerate(colours, start=1):
         Image.new("RGB", (20, 20), colour).save(folder / f"{i}.png")
     Image.new("RGB", (20, 20), (255, 255, 255)).save(folder / "10.png")  # natural order
-    (images, group, _), = faces.load_reference_layout(str(tmp_path), image_size=10,
-                                                      split="test")
+    ((images, group, _),) = faces.load_reference_layout(str(tmp_path), image_size=10, split="test")
     assert group == "intrinsic" and images.shape == (5, 10, 10, 1)
     expected = [0.21, 0.72, 0.07, (0.21 * 100 + 0.72 * 150 + 0.07 * 200) / 255, 1.0]
     np.testing.assert_allclose(images[:, 0, 0, 0], expected, atol=1e-5)
