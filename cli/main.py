@@ -154,7 +154,7 @@ FACTOR_HELP = "degrees or {names}"
 @click.option("--light", default=None, help=FACTOR_HELP.format(names="left|front|right"))
 @click.option("--azimuth", default=None, help=FACTOR_HELP.format(names="left|front|right"))
 @click.option("--elevation", default=None, help=FACTOR_HELP.format(names="up|level|down"))
-@click.option("--preset", default="faces_basel", show_default=True)
+@click.option("--preset", default="faces_64", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None)
 @click.option("--compare", is_flag=True, help="Also write input | reconstruction | re-render.")
 @click.option(
@@ -189,7 +189,7 @@ def render(input_path, light, azimuth, elevation, preset, out, compare, crop):
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.option("--factor", type=click.Choice(["light", "azimuth", "elevation"]), required=True)
 @click.option("--frames", type=click.IntRange(min=2), default=24, show_default=True)
-@click.option("--preset", default="faces_basel", show_default=True)
+@click.option("--preset", default="faces_64", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="The GIF to write.")
 @click.option("--crop", type=click.Choice(["center", "auto", "none"]), default="center")
 def traverse(input_path, factor, frames, preset, out, crop):
