@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_dcign.datasets.reference_layout import within_storage
+
 IMAGE_SIZE = 150
 GRID = 15  # side of the last encoder maps at 150 px: 150 -> 73 -> 34 -> 15
 REFERENCE_LATENTS = 200
@@ -228,23 +230,12 @@ def _read_t7_vector(path, label=None):
     if tensor.size == 0:
         raise ValueError(f"{label} holds an empty tensor; expected the flat parameter vector.")
     # torchfile does not notice a short file and would read past the storage it got.
-    if not _within_storage(tensor):
+    if not within_storage(tensor):
         raise ValueError(f"{label} is truncated: it cannot hold {tensor.size:,} parameters.")
     vector = np.array(tensor, dtype=np.float32).reshape(-1)
     if not np.isfinite(vector).all():
         raise ValueError(f"{label} holds NaN or infinite parameters.")
     return vector
-
-
-def _within_storage(tensor):
-    owner = tensor
-    while getattr(owner, "base", None) is not None:
-        owner = owner.base
-    if not isinstance(owner, np.ndarray):
-        return False
-    start = tensor.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
-    last = sum((n - 1) * abs(s) for n, s in zip(tensor.shape, tensor.strides))
-    return start >= 0 and start + last + tensor.itemsize <= owner.nbytes
 
 
 def torch7_to_keras(vector, latents=REFERENCE_LATENTS, feature_maps=REFERENCE_FEATURE_MAPS):

@@ -148,7 +148,7 @@ def _read_t7(path):
     if not isinstance(tensor, np.ndarray) or tensor.dtype.kind not in "fiu":
         raise ValueError(f"{path} holds a {type(tensor).__name__}, not a Torch7 tensor.")
     # torchfile does not notice a short file: check the bytes are there before reading them.
-    if tensor.size and not _within_storage(tensor):
+    if tensor.size and not within_storage(tensor):
         raise ValueError(f"{path} is truncated: it cannot hold a tensor of shape {tensor.shape}.")
     tensor = np.array(tensor, dtype=np.float32)
     if tensor.ndim == 4 and tensor.shape[1] == 3:
@@ -165,7 +165,7 @@ def _read_t7(path):
     return tensor
 
 
-def _within_storage(tensor):
+def within_storage(tensor):
     """Whether a tensor view lies inside the storage torchfile actually read."""
     owner = tensor
     while getattr(owner, "base", None) is not None:
