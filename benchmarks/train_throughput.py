@@ -1,0 +1,669 @@
+"""Training throughput of DC-IGN on every installed Keras backend, against PyTorch eager.
+
+Usage:
+
+    python benchmarks/train_throughput.py
+    python benchmarks/train_throughput.py --sizes 150 --steps 5 --warmup 2
+    python benchmarks/train_throughput.py --steps 150=5,64=30 --markdown docs/benchmarks_train.md
+    python benchmarks/train_throughput.py --layers --sizes 150 --repeats 2
+
+For each image size the script trains, each in its own process (the Keras
+backend is fixed at import): the hand-written PyTorch eager network of
+`torch_reference.py` (the baseline), then `keras_dcign.DCIGN` on each
+backend with `train_on_batch` on one fixed random batch of monovariant
+("light") training data. 150 px is the paper's network (96 maps, 4,131,137
+parameters); other sizes use the CPU default of 32 maps. Warm-up steps
+(tracing, compilation) are not timed. A 2048^2 float32 matrix product,
+measured in the same run, gives the machine's practical ceiling.
+
+GFLOP/s counts the multiply-adds of the convolutions and dense layers for
+a training step: forward, weight gradient, and input gradient (except of
+the first convolution, whose input needs none), two FLOPs each. Pooling,
+activations, the loss and the optimiser are left out.
+
+Keras/JAX is also run with the XLA flags of `--jax-variant` (the row
+`keras/jax*`): by default, convolutions kept on XLA's own Eigen kernels
+instead of YNNPACK, to which the CPU compiler of jaxlib 0.10 and 0.11 hands
+them and which is many times slower for these shapes (docs/benchmarks.md).
+
+`--layers` times each layer instead: every convolution's forward pass,
+input gradient and weight gradient, and every max-pool's forward and
+backward pass, in PyTorch eager and in Keras/JAX (with and without the
+variant's flags).
+"""
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+PAPER_SIZE = 150
+BATCH_SIZE = 20
+BACKENDS = ("tensorflow", "jax", "torch")
+JAX_VARIANT = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+BASELINE = "torch-eager"
+# The targets of this benchmark on a 2-core CPU.
+MIN_SPEEDUP_AT_PAPER_SIZE = 1.3
+MAX_SPREAD = 2.0
+
+
+def feature_maps_for(size):
+    """The paper's 96 maps at 150 px, the CPU default of 32 at other sizes."""
+    return 96 if size == PAPER_SIZE else 32
+
+
+def conv_layers(image_size, feature_maps, channels=1):
+    """Every convolution of the network, in order, as a dict of its shapes.
+
+    Keys: `name`, `side` (input side, after upsampling and padding), `in_maps`,
+    `out_maps`, `kernel`, `out_side` and `pooled` (whether a 2x2 max-pool
+    follows).
+    """
+    from keras_dcign.model import DECODER_KERNEL, ENCODER_KERNEL, plan_padding
+
+    encoder_padding, decoder_padding, grid = plan_padding(image_size)
+    maps = (feature_maps, feature_maps // 2, feature_maps // 4)
+    layers = []
+
+    def add(name, side, in_maps, out_maps, kernel, pooled):
+        out_side = side - kernel + 1
+        layers.append(
+            dict(
+                name=name,
+                side=side,
+                in_maps=in_maps,
+                out_maps=out_maps,
+                kernel=kernel,
+                out_side=out_side,
+                pooled=pooled,
+            )
+        )
+        return out_side
+
+    side, in_maps = image_size, channels
+    for i, (filters, pad) in enumerate(zip(maps, encoder_padding), start=1):
+        side = add(f"encoder_conv_{i}", side + 2 * pad, in_maps, filters, ENCODER_KERNEL, True)
+        side, in_maps = side // 2, filters
+    side, in_maps = grid, maps[2]
+    decoder_maps = (maps[1], maps[0], maps[0], channels)
+    for i, (filters, pad) in enumerate(zip(decoder_maps, decoder_padding), start=1):
+        side = add(f"decoder_conv_{i}", 2 * side + 2 * pad, in_maps, filters, DECODER_KERNEL, False)
+        in_maps = filters
+    return layers
+
+
+def training_flops(image_size, feature_maps, channels=1, code_size=200):
+    """FLOPs of one image's training step in the convolutions and dense layers."""
+    forward = input_grad = 0
+    for i, layer in enumerate(conv_layers(image_size, feature_maps, channels)):
+        macs = layer["out_side"] ** 2 * layer["out_maps"] * layer["kernel"] ** 2
+        macs *= layer["in_maps"]
+        forward += macs
+        input_grad += macs if i else 0  # the images need no gradient
+    from keras_dcign.model import plan_padding
+
+    grid = plan_padding(image_size)[2]
+    dense = 3 * grid * grid * (feature_maps // 4) * code_size  # two heads, decoder input
+    forward += dense
+    input_grad += dense
+    return 2 * (2 * forward + input_grad)
+
+
+def _time_steps(step, warmup, steps):
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _result(times, size, maps, **extra):
+    median = statistics.median(times)
+    return {
+        "size": size,
+        "maps": maps,
+        "batch": BATCH_SIZE,
+        "steps": len(times),
+        "step_s": median,
+        "best_step_s": min(times),
+        "images_per_s": BATCH_SIZE / median,
+        "best_images_per_s": BATCH_SIZE / min(times),
+        "flops_per_image": training_flops(size, maps),
+        **extra,
+    }
+
+
+def worker_keras(backend, size, warmup, steps):
+    os.environ["KERAS_BACKEND"] = backend
+    import keras
+    import numpy as np
+
+    from keras_dcign import DCIGN
+
+    keras.utils.set_random_seed(0)
+    maps = feature_maps_for(size)
+    model = DCIGN(image_size=size, feature_maps=maps, seed=0)
+    model.compile()
+    images = np.random.default_rng(0).random((BATCH_SIZE, size, size, 1), dtype="float32")
+    groups = model.group_ids("light", BATCH_SIZE)
+    times = _time_steps(lambda: model.train_on_batch(images, groups), warmup, steps)
+    return _result(
+        times,
+        size,
+        maps,
+        params=model.count_params(),
+        jit_compile=bool(model.jit_compile),
+        xla_flags=os.environ.get("XLA_FLAGS", ""),
+    )
+
+
+def worker_torch_eager(size, warmup, steps):
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # plan_padding imports Keras
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch
+    from torch_reference import build, make_train_step
+
+    from keras_dcign import GraphicsCode
+
+    torch.manual_seed(0)
+    maps = feature_maps_for(size)
+    model = build(size, maps)
+    step = make_train_step(model)
+    images = torch.rand(BATCH_SIZE, 1, size, size)
+    code = GraphicsCode.paper()
+    mask = torch.tensor(
+        [float(g == code.index("light")) for g in code.group_of_unit()], dtype=torch.float32
+    )
+    times = _time_steps(lambda: step(images, mask), warmup, steps)
+    params = sum(p.numel() for p in model.parameters())
+    return _result(times, size, maps, params=params, threads=torch.get_num_threads())
+
+
+def worker_matmul(repeats=10, n=2048):
+    """GFLOP/s of an n x n float32 matrix product, best of `repeats`, numpy and torch."""
+    import numpy as np
+
+    rates = {}
+    a = np.random.default_rng(0).random((n, n), dtype="float32")
+    b = np.random.default_rng(1).random((n, n), dtype="float32")
+    products = {"numpy": lambda: a @ b}
+    if importlib.util.find_spec("torch"):
+        import torch
+
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        products["torch"] = lambda: ta @ tb
+    for name, product in products.items():
+        best = min(_time_steps(product, 2, repeats))
+        rates[name] = 2 * n**3 / best / 1e9
+    return {"gflops": rates}
+
+
+def _best_ms(fn, repeats):
+    return 1e3 * min(_time_steps(fn, 1, repeats))
+
+
+def worker_layers_jax(size, repeats):
+    """Per-layer milliseconds as the Keras JAX backend runs them (NHWC, `keras.ops`).
+
+    Each convolution's forward pass, input gradient and weight gradient, and
+    each max-pool's forward and backward pass together.
+    """
+    os.environ["KERAS_BACKEND"] = "jax"
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from keras import ops
+
+    def ms(fn, *args):
+        return _best_ms(lambda: jax.block_until_ready(fn(*args)), repeats)
+
+    def conv(x, w):
+        return ops.conv(x, w)
+
+    forward = jax.jit(conv)
+    input_grad = jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0])
+    weight_grad = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0])
+    pool = jax.jit(jax.grad(lambda y: jnp.sum(ops.max_pool(y, 2, 2) ** 2)))
+    rng = np.random.default_rng(0)
+    rows = []
+    for layer in conv_layers(size, feature_maps_for(size)):
+        side, k, out = layer["side"], layer["kernel"], layer["out_side"]
+        x = jnp.asarray(rng.random((BATCH_SIZE, side, side, layer["in_maps"]), dtype="float32"))
+        w = rng.standard_normal((k, k, layer["in_maps"], layer["out_maps"]), dtype="float32")
+        w = jnp.asarray(0.05 * w)
+        g = jnp.ones((BATCH_SIZE, out, out, layer["out_maps"]), "float32")
+        row = {"name": layer["name"], "forward": ms(forward, x, w)}
+        if layer["in_maps"] != 1:
+            row["input_grad"] = ms(input_grad, x, w, g)
+        row["weight_grad"] = ms(weight_grad, x, w, g)
+        if layer["pooled"]:
+            row["pool"] = ms(pool, forward(x, w))
+        rows.append(row)
+    return {"layers": rows}
+
+
+def worker_layers_torch(size, repeats):
+    """The same per-layer milliseconds in PyTorch eager (NCHW)."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # plan_padding imports Keras
+    import torch
+    from torch.nn import functional as F
+
+    def ms(fn, *args):
+        return _best_ms(lambda: fn(*args), repeats)
+
+    def backward(x, w, g, mask):
+        stride, padding, dilation, output_padding = [1, 1], [0, 0], [1, 1], [0, 0]
+        torch.ops.aten.convolution_backward(
+            g, x, w, None, stride, padding, dilation, False, output_padding, 1, mask
+        )
+
+    def pool(y):
+        torch.autograd.grad((F.max_pool2d(y, 2) ** 2).sum(), y)
+
+    torch.manual_seed(0)
+    rows = []
+    for layer in conv_layers(size, feature_maps_for(size)):
+        side, k, out = layer["side"], layer["kernel"], layer["out_side"]
+        x = torch.rand(BATCH_SIZE, layer["in_maps"], side, side)
+        w = 0.05 * torch.randn(layer["out_maps"], layer["in_maps"], k, k)
+        g = torch.ones(BATCH_SIZE, layer["out_maps"], out, out)
+        with torch.no_grad():
+            row = {"name": layer["name"], "forward": ms(F.conv2d, x, w)}
+            if layer["in_maps"] != 1:
+                row["input_grad"] = ms(backward, x, w, g, [True, False, False])
+            row["weight_grad"] = ms(backward, x, w, g, [False, True, False])
+            y = F.conv2d(x, w)
+        if layer["pooled"]:
+            row["pool"] = ms(pool, y.requires_grad_(True))
+        rows.append(row)
+    return {"layers": rows}
+
+
+def _run_worker(args, extra_env=None, timeout=None):
+    """Runs this file as a worker process and returns its JSON line."""
+    env = dict(os.environ, **(extra_env or {}))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command = [sys.executable, os.path.abspath(__file__), *args]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+    return {"error": f"exit {done.returncode}: {tail[0]}"}
+
+
+def _steps_for(spec, size):
+    """`--steps 5` applies to every size; `--steps 150=5,64=30` sets each."""
+    if "=" not in spec:
+        return int(spec)
+    table = dict(item.split("=") for item in spec.split(","))
+    if str(size) not in table:
+        raise SystemExit(f"--steps {spec!r} has no entry for size {size}.")
+    return int(table[str(size)])
+
+
+def _installed_backends():
+    return [b for b in BACKENDS if importlib.util.find_spec(b)]
+
+
+def _version(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info():
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory = None
+    try:
+        with open("/proc/meminfo") as f:
+            memory = int(f.readline().split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    packages = ["keras", "tensorflow", "jax", "jaxlib", "torch", "numpy"]
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "memory_gib": round(memory, 1) if memory else None,
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "versions": {p: v for p in packages if (v := _version(p))},
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _implementations(args, backends):
+    """(row name, worker arguments, extra environment) of each implementation to run."""
+    runs = [(BASELINE, ["--worker", "torch-eager"], {})]
+    for backend in backends:
+        runs.append((f"keras/{backend}", ["--worker", "keras", "--backend", backend], {}))
+        if backend == "jax" and args.jax_variant:
+            flags = f"{os.environ.get('XLA_FLAGS', '')} {args.jax_variant}".strip()
+            runs.append(
+                ("keras/jax*", ["--worker", "keras", "--backend", "jax"], {"XLA_FLAGS": flags})
+            )
+    return runs
+
+
+def _backends(args):
+    backends = args.backends.split(",") if args.backends else _installed_backends()
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        raise SystemExit(f"--backends has {unknown}; expected some of {list(BACKENDS)}.")
+    return backends
+
+
+def run_benchmark(args):
+    sizes = [int(s) for s in args.sizes.split(",")]
+    runs = _implementations(args, _backends(args))
+    load_before = machine_info()["load_average"]
+    matmul = _run_worker(["--worker", "matmul"], timeout=args.timeout)
+    ceiling = max(matmul.get("gflops", {}).values(), default=None)
+    rows = []
+    for size in sizes:
+        steps = _steps_for(args.steps, size)
+        common = ["--size", str(size), "--steps", str(steps), "--warmup", str(args.warmup)]
+        for name, worker_args, env in runs:
+            print(f"[{name} {size}px: {steps} steps after {args.warmup} warm-up]", flush=True)
+            result = _run_worker(worker_args + common, env, timeout=args.timeout)
+            rows.append(dict(result, name=name, size=size))
+    _add_ratios(rows, ceiling)
+    machine = dict(machine_info(), load_before=load_before)
+    return {"machine": machine, "matmul": matmul, "ceiling": ceiling, "rows": rows}
+
+
+def run_layers(args):
+    """Per-layer milliseconds: PyTorch eager against Keras/JAX (and its variant)."""
+    runs = []
+    for name, _, env in _implementations(args, ["jax"]):
+        backend = "torch" if name == BASELINE else "jax"
+        runs.append((name, ["--worker", "layers", "--backend", backend], env))
+    results = {}
+    for size in [int(s) for s in args.sizes.split(",")]:
+        for name, worker_args, env in runs:
+            print(f"[{name} {size}px: per-layer times, best of {args.repeats}]", flush=True)
+            common = ["--size", str(size), "--steps", str(args.repeats)]
+            results[(size, name)] = _run_worker(worker_args + common, env, timeout=args.timeout)
+    names = [name for name, _, _ in runs]
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        ops = [
+            (layer["name"], op)
+            for layer in results[(size, BASELINE)].get("layers", [])
+            for op in ("forward", "input_grad", "weight_grad", "pool")
+            if op in layer
+        ]
+        totals = dict.fromkeys(names, 0.0)
+        for layer_name, op in ops:
+            cells = [str(size), layer_name, op]
+            for name in names:
+                layers = {r["name"]: r for r in results[(size, name)].get("layers", [])}
+                value = layers.get(layer_name, {}).get(op)
+                totals[name] += value or 0.0
+                cells.append(f"{value:.1f}" if value is not None else "")
+            rows.append(cells)
+        rows.append([str(size), "all layers", "sum"] + [f"{totals[n]:.1f}" for n in names])
+    errors = {f"{n} {s}px": r["error"] for (s, n), r in results.items() if "error" in r}
+    return {
+        "machine": machine_info(),
+        "columns": ["size", "layer", "op", *(f"{n} ms" for n in names)],
+        "rows": rows,
+        "errors": errors,
+    }
+
+
+def _add_ratios(rows, ceiling):
+    for row in rows:
+        if "error" in row:
+            continue
+        baseline = next(
+            (r for r in rows if r["name"] == BASELINE and r["size"] == row["size"]), None
+        )
+        if baseline and "error" not in baseline:
+            row["vs_baseline"] = row["images_per_s"] / baseline["images_per_s"]
+        row["gflops"] = row["images_per_s"] * row["flops_per_image"] / 1e9
+        if ceiling:
+            row["ceiling_fraction"] = row["gflops"] / ceiling
+
+
+def check_targets(report):
+    """One line per target: the best Keras backend's speed-up, and the spread."""
+    lines = []
+    for size in sorted({r["size"] for r in report["rows"]}, reverse=True):
+        keras_rows = [
+            r
+            for r in report["rows"]
+            if r["size"] == size and r["name"].startswith("keras/") and "error" not in r
+        ]
+        if not keras_rows:
+            continue
+        best = max(keras_rows, key=lambda r: r["images_per_s"])
+        if size == PAPER_SIZE and "vs_baseline" in best:
+            ok = best["vs_baseline"] >= MIN_SPEEDUP_AT_PAPER_SIZE
+            lines.append(
+                f"{size} px: best Keras backend {best['name']} is {best['vs_baseline']:.2f}x "
+                f"PyTorch eager (target >= {MIN_SPEEDUP_AT_PAPER_SIZE}x): "
+                f"{'met' if ok else 'NOT met'}"
+            )
+        slowest = min(keras_rows, key=lambda r: r["images_per_s"])
+        spread = best["images_per_s"] / slowest["images_per_s"]
+        verdict = "met" if spread <= MAX_SPREAD else "NOT met"
+        lines.append(
+            f"{size} px: slowest Keras row {slowest['name']} is {spread:.2f}x slower than "
+            f"{best['name']} (target <= {MAX_SPREAD}x): {verdict}"
+        )
+    return lines
+
+
+COLUMNS = (
+    "implementation",
+    "size",
+    "maps",
+    "img/s",
+    "best img/s",
+    "ms/step",
+    "x torch eager",
+    "GFLOP/s",
+    "% of matmul",
+)
+
+
+def table_cells(row):
+    if "error" in row:
+        return [row["name"], str(row["size"]), "", row["error"], "", "", "", "", ""]
+    return [
+        row["name"],
+        str(row["size"]),
+        str(row["maps"]),
+        f"{row['images_per_s']:.2f}",
+        f"{row['best_images_per_s']:.2f}",
+        f"{1e3 * row['step_s']:.0f}",
+        f"{row['vs_baseline']:.2f}" if "vs_baseline" in row else "",
+        f"{row['gflops']:.1f}",
+        f"{100 * row['ceiling_fraction']:.0f}" if "ceiling_fraction" in row else "",
+    ]
+
+
+def notes(report, args):
+    lines = []
+    if report.get("ceiling"):
+        rates = ", ".join(f"{k} {v:.0f}" for k, v in report["matmul"]["gflops"].items())
+        lines.append(f"Matmul ceiling (2048^2 float32, best of 10): {rates} GFLOP/s.")
+    flops = {r["size"]: r["flops_per_image"] for r in report["rows"] if "flops_per_image" in r}
+    for size, value in sorted(flops.items(), reverse=True):
+        lines.append(f"Training FLOPs per image at {size} px: {value / 1e9:.2f} GFLOP.")
+    if args.jax_variant:
+        lines.append(f"keras/jax*: Keras/JAX with XLA_FLAGS += {args.jax_variant}")
+    jit = {r["name"]: r["jit_compile"] for r in report["rows"] if "jit_compile" in r}
+    if jit:
+        lines.append(
+            "Keras jit_compile (the default, 'auto'): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(jit.items()))
+        )
+    return lines + check_targets(report)
+
+
+def layer_notes(report, args):
+    lines = [
+        "forward: the convolution; input_grad and weight_grad: its two gradients; "
+        "pool: the 2x2 max-pool after it, forward and backward together.",
+    ]
+    if args.jax_variant:
+        lines.append(f"keras/jax*: Keras/JAX with XLA_FLAGS += {args.jax_variant}")
+    return lines + [f"{name}: {error}" for name, error in report["errors"].items()]
+
+
+def _table(report, args):
+    """Title, column names, rows of cells and notes of a benchmark or per-layer report."""
+    if "columns" in report:
+        title = f"DC-IGN per-layer times (batch {BATCH_SIZE}, best of {args.repeats})"
+        return title, report["columns"], report["rows"], layer_notes(report, args)
+    title = f"DC-IGN training throughput (batch {BATCH_SIZE})"
+    cells = [table_cells(row) for row in report["rows"]]
+    return title, list(COLUMNS), cells, notes(report, args)
+
+
+def print_table(report, args):
+    from rich.console import Console
+    from rich.table import Table
+
+    title, columns, rows, lines = _table(report, args)
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="right" if _alignment(i, rows) == "--:" else "left")
+    for row in rows:
+        table.add_row(*row)
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(table)
+    for line in lines:
+        console.print(line, highlight=False)
+
+
+def _alignment(column, rows):
+    """Markdown alignment: numbers to the right, words to the left."""
+
+    def number(cell):
+        try:
+            float(cell)
+        except ValueError:
+            return not cell
+        return True
+
+    return "--:" if all(number(row[column]) for row in rows) else ":--"
+
+
+def write_markdown(report, args, path):
+    title, columns, rows, lines = _table(report, args)
+    machine = report["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    text = [
+        f"## {title}",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"{machine['system']}, Python {machine['python']}; {versions}.",
+    ]
+    if machine.get("load_before") is not None:
+        text.append(
+            f"1-minute load average {machine['load_before']} before the run and "
+            f"{machine['load_average']} after it (other processes slow a run down)."
+        )
+    if machine["xla_flags"]:
+        text.append(f"XLA_FLAGS: `{machine['xla_flags']}`.")
+    text += [
+        "",
+        "```",
+        "python benchmarks/train_throughput.py " + " ".join(args.argv),
+        "```",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join(_alignment(column, rows) for column in range(len(columns))) + "|",
+    ]
+    text += ["| " + " | ".join(row) + " |" for row in rows]
+    text += ["", *(f"- {line}" for line in lines), ""]
+    with open(path, "w") as f:
+        f.write("\n".join(text))
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="150,64", help="image sizes, comma-separated")
+    parser.add_argument("--steps", default="150=5,64=30", help="timed steps: N, or SIZE=N,SIZE=N")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--backends", default=None, help="Keras backends (default: installed)")
+    parser.add_argument(
+        "--jax-variant",
+        default=JAX_VARIANT,
+        help="XLA flags of an extra Keras/JAX row, keras/jax* (empty: no extra row)",
+    )
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="time each layer's forward and backward in PyTorch eager and Keras/JAX instead",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per op (--layers)")
+    parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    parser.add_argument("--json", default=None, help="also write the raw results to this file")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per worker")
+    parser.add_argument(
+        "--worker", choices=["keras", "torch-eager", "layers", "matmul"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--backend", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    return args
+
+
+def run_worker(args):
+    if args.worker == "matmul":
+        return worker_matmul()
+    steps = int(args.steps)
+    if args.worker == "keras":
+        return worker_keras(args.backend, args.size, args.warmup, steps)
+    if args.worker == "torch-eager":
+        return worker_torch_eager(args.size, args.warmup, steps)
+    if args.backend == "jax":
+        return worker_layers_jax(args.size, steps)
+    return worker_layers_torch(args.size, steps)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_worker(args)), flush=True)
+        return
+    report = run_layers(args) if args.layers else run_benchmark(args)
+    print_table(report, args)
+    if args.markdown:
+        write_markdown(report, args, args.markdown)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2, default=str)
+
+
+if __name__ == "__main__":
+    main()
