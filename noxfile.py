@@ -17,7 +17,7 @@ TORCH = os.environ.get("DCIGN_TORCH", "torch==2.13.0")
 def tests(session, backend):
     """The pytest suite on one backend (every backend is installed for cross-backend tests)."""
     session.install(TORCH)
-    session.install(".[jax,torch,tfp,dev]")
+    session.install(".[jax,torch,tfp,dev,eval]")
     session.run(
         "pytest",
         *session.posargs,

@@ -21,10 +21,13 @@ a training step: forward, weight gradient, and input gradient (except of
 the first convolution, whose input needs none), two FLOPs each. Pooling,
 activations, the loss and the optimiser are left out.
 
-Keras/JAX is also run with the XLA flags of `--jax-variant` (the row
-`keras/jax*`): by default, convolutions kept on XLA's own Eigen kernels
-instead of YNNPACK, to which the CPU compiler of jaxlib 0.10 and 0.11 hands
-them and which is many times slower for these shapes (docs/benchmarks.md).
+Keras/JAX runs with the package's CPU settings (`keras_dcign.jax_cpu`:
+convolutions kept off YNNPACK, to which the CPU compiler of jaxlib 0.10 and
+0.11 hands them and which is many times slower for these shapes, plus the
+reshape max-pool and the tap-sum last convolution). Unless `--no-jax-ablation`,
+two more rows show what each part brings: `keras/jax (flag only)` without the
+layer formulations, and `keras/jax (stock)` with neither (docs/benchmarks.md).
+The targets are checked on the three backends' default rows only.
 
 `--layers` times each layer instead: every convolution's forward pass,
 input gradient and weight gradient, and every max-pool's forward and
@@ -46,7 +49,11 @@ import time
 PAPER_SIZE = 150
 BATCH_SIZE = 20
 BACKENDS = ("tensorflow", "jax", "torch")
-JAX_VARIANT = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+# Extra Keras/JAX rows: the package's CPU settings turned off one by one.
+JAX_ABLATION = (
+    ("keras/jax (flag only)", {"KERAS_DCIGN_JAX_CPU_LAYERS": "0"}),
+    ("keras/jax (stock)", {"KERAS_DCIGN_JAX_CPU_LAYERS": "0", "KERAS_DCIGN_XLA_FLAGS": "0"}),
+)
 BASELINE = "torch-eager"
 # The targets of this benchmark on a 2-core CPU.
 MIN_SPEEDUP_AT_PAPER_SIZE = 1.3
@@ -218,21 +225,31 @@ def worker_layers_jax(size, repeats):
     each max-pool's forward and backward pass together.
     """
     os.environ["KERAS_BACKEND"] = "jax"
+    from keras_dcign import jax_cpu
+
+    jax_cpu.configure_xla_flags()
     import jax
     import jax.numpy as jnp
     import numpy as np
     from keras import ops
 
+    from keras_dcign.layers import Conv2D
+
     def ms(fn, *args):
         return _best_ms(lambda: jax.block_until_ready(fn(*args)), repeats)
 
     def conv(x, w):
+        if w.shape[-1] <= Conv2D.TAP_SUM_MAX_FILTERS and jax_cpu.on_jax_cpu():
+            return jax_cpu.tap_sum_conv(x, w)
         return ops.conv(x, w)
+
+    def max_pool(y):
+        return jax_cpu.max_pool_2x2(y) if jax_cpu.on_jax_cpu() else ops.max_pool(y, 2, 2)
 
     forward = jax.jit(conv)
     input_grad = jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0])
     weight_grad = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0])
-    pool = jax.jit(jax.grad(lambda y: jnp.sum(ops.max_pool(y, 2, 2) ** 2)))
+    pool = jax.jit(jax.grad(lambda y: jnp.sum(max_pool(y) ** 2)))
     rng = np.random.default_rng(0)
     rows = []
     for layer in conv_layers(size, feature_maps_for(size)):
@@ -360,11 +377,9 @@ def _implementations(args, backends):
     runs = [(BASELINE, ["--worker", "torch-eager"], {})]
     for backend in backends:
         runs.append((f"keras/{backend}", ["--worker", "keras", "--backend", backend], {}))
-        if backend == "jax" and args.jax_variant:
-            flags = f"{os.environ.get('XLA_FLAGS', '')} {args.jax_variant}".strip()
-            runs.append(
-                ("keras/jax*", ["--worker", "keras", "--backend", "jax"], {"XLA_FLAGS": flags})
-            )
+        if backend == "jax" and args.jax_ablation:
+            for name, env in JAX_ABLATION:
+                runs.append((name, ["--worker", "keras", "--backend", "jax"], env))
     return runs
 
 
@@ -396,7 +411,7 @@ def run_benchmark(args):
 
 
 def run_layers(args):
-    """Per-layer milliseconds: PyTorch eager against Keras/JAX (and its variant)."""
+    """Per-layer milliseconds: PyTorch eager against Keras/JAX (and its ablations)."""
     runs = []
     for name, _, env in _implementations(args, ["jax"]):
         backend = "torch" if name == BASELINE else "jax"
@@ -456,7 +471,9 @@ def check_targets(report):
         keras_rows = [
             r
             for r in report["rows"]
-            if r["size"] == size and r["name"].startswith("keras/") and "error" not in r
+            if r["size"] == size
+            and r["name"] in {f"keras/{b}" for b in BACKENDS}
+            and "error" not in r
         ]
         if not keras_rows:
             continue
@@ -515,8 +532,11 @@ def notes(report, args):
     flops = {r["size"]: r["flops_per_image"] for r in report["rows"] if "flops_per_image" in r}
     for size, value in sorted(flops.items(), reverse=True):
         lines.append(f"Training FLOPs per image at {size} px: {value / 1e9:.2f} GFLOP.")
-    if args.jax_variant:
-        lines.append(f"keras/jax*: Keras/JAX with XLA_FLAGS += {args.jax_variant}")
+    if args.jax_ablation:
+        lines.append(
+            "keras/jax (flag only): KERAS_DCIGN_JAX_CPU_LAYERS=0; keras/jax (stock): "
+            "also KERAS_DCIGN_XLA_FLAGS=0."
+        )
     jit = {r["name"]: r["jit_compile"] for r in report["rows"] if "jit_compile" in r}
     if jit:
         lines.append(
@@ -531,8 +551,8 @@ def layer_notes(report, args):
         "forward: the convolution; input_grad and weight_grad: its two gradients; "
         "pool: the 2x2 max-pool after it, forward and backward together.",
     ]
-    if args.jax_variant:
-        lines.append(f"keras/jax*: Keras/JAX with XLA_FLAGS += {args.jax_variant}")
+    if args.jax_ablation:
+        lines.append("keras/jax (stock): KERAS_DCIGN_XLA_FLAGS=0 KERAS_DCIGN_JAX_CPU_LAYERS=0.")
     return lines + [f"{name}: {error}" for name, error in report["errors"].items()]
 
 
@@ -614,9 +634,10 @@ def parse_args(argv):
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--backends", default=None, help="Keras backends (default: installed)")
     parser.add_argument(
-        "--jax-variant",
-        default=JAX_VARIANT,
-        help="XLA flags of an extra Keras/JAX row, keras/jax* (empty: no extra row)",
+        "--no-jax-ablation",
+        dest="jax_ablation",
+        action="store_false",
+        help="leave out the Keras/JAX rows with the package's CPU settings turned off",
     )
     parser.add_argument(
         "--layers",

@@ -6,6 +6,7 @@ Keras is imported only inside commands that need it, so `dcign --help` and
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -73,6 +74,14 @@ def _console():
     help="Weight of SHAPE batches (1 = 1:1:1:1, 16 = the reference code).",
 )
 @click.option("--kl-weight", type=click.FloatRange(min=0), default=None)
+@click.option(
+    "--entangled",
+    "monovariant",
+    flag_value=False,
+    default=None,
+    help="Train the paper's entangled baseline instead: a plain VAE on batches where "
+    "every factor varies.",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -200,6 +209,56 @@ def traverse(input_path, factor, frames, preset, out, crop):
     check_readable(input_path)
     gif, grid = traverse_file(from_preset(preset), input_path, factor, frames, out, crop)
     click.echo(f"{gif}\n{grid}")
+
+
+@cli.command()
+@click.argument("preset")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for metrics.json and the figures (default: evaluation/<preset name>).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON, not a table.")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Small samples (about a tenth): a fast check, with noisier numbers.",
+)
+@click.option(
+    "--update-card",
+    is_flag=True,
+    help="Also write metrics.json and an Evaluation section into the preset folder's card.",
+)
+def evaluate(preset, out, as_json, split, seed, quick, update_card):
+    """Measure a preset against the generated faces' ground truth (metrics.json, figures)."""
+    import json
+
+    from keras_dcign.evaluation import QUICK, figures, report
+    from keras_dcign.evaluation import evaluate as run
+    from keras_dcign.presets import from_preset, resolve_preset
+
+    folder = resolve_preset(preset)
+    model = from_preset(folder)
+    out = Path(out) if out else Path("evaluation") / Path(str(preset).rstrip("/")).name
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = run(model, split=split, seed=seed, **(QUICK if quick else {}))
+    report.save_metrics(metrics, out / report.METRICS_FILE)
+    figures.scatter_plot(metrics, out / "scatter.png", title=Path(str(preset)).name)
+    for factor in ("azimuth", "elevation", "light"):
+        figures.traversal_grid(model, out / f"traversal_{factor}.png", factor, split=split)
+    if update_card:
+        command = "dcign " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dcign") else None
+        report.update_card(folder, metrics, command or f"dcign evaluate {preset} --update-card")
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in metrics.items() if k != "scatter"}, indent=1))
+    else:
+        from rich.console import Console
+
+        Console().print(report.rich_table(metrics, title=f"dcign evaluate {preset}"))
+        click.echo(f"Metrics and figures written to {out}")
 
 
 @cli.group()

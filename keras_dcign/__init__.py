@@ -19,6 +19,7 @@ _LAZY = {
     "save_to_preset": "keras_dcign.presets",
     "list_presets": "keras_dcign.presets",
     "import_torch7": "keras_dcign.torch7",
+    "evaluate": "keras_dcign.evaluation",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -100,33 +100,57 @@ class Calibration:
             return cls.from_config(json.load(handle))
 
 
-def fit_calibration(latents, degrees, code, factor_ranges):
+UNIT_SELECTIONS = ("group", "variance")
+
+
+def fit_calibration(latents, degrees, code, factor_ranges, unit_selection="group", sweeps=None):
     """Fits the linear maps from sweeps.
 
     Args:
         latents: `{factor: array (n, code.size)}` posterior means of each
             factor's sweep images.
         degrees: `{factor: array (n,)}` the true angles of those images.
-        code: the model's `GraphicsCode`; factor `f` lives in group `f`.
+        code: the model's `GraphicsCode`.
         factor_ranges: `{factor: (low, high)}` the valid range in degrees.
+        unit_selection: `"group"` (DC-IGN: factor `f` lives in group `f`;
+            within a group of several units, the unit most correlated with
+            the angle is used) or `"variance"` (an entangled model, as the
+            paper chose its units: across the whole code, the unit whose
+            value varies most within the factor's sweeps).
+        sweeps: with `"variance"`, `{factor: array (n,)}` labelling which
+            sweep (person) each row belongs to; the variance is taken
+            within each sweep and averaged. Default: one sweep.
 
     Returns:
-        A `Calibration`; within a group of several units, the unit most
-        correlated with the angle is used.
+        A `Calibration`; each entry names the group and the unit within it.
     """
+    if unit_selection not in UNIT_SELECTIONS:
+        raise ValueError(
+            f"unit_selection={unit_selection!r} is not supported; expected one of "
+            f"{UNIT_SELECTIONS}."
+        )
     factors = {}
     for factor, z in latents.items():
         angle = np.asarray(degrees[factor], dtype="float64")
-        group = code.slice(factor)
-        units = np.asarray(z, dtype="float64")[:, group]
-        correlations = [_correlation(units[:, i], angle) for i in range(units.shape[1])]
-        best = int(np.nanargmax(np.abs(correlations)))
-        slope, intercept = np.polyfit(angle, units[:, best], 1)
-        residual = units[:, best] - (slope * angle + intercept)
-        total = np.sum((units[:, best] - units[:, best].mean()) ** 2)
+        z = np.asarray(z, dtype="float64")
+        if unit_selection == "group":
+            group = factor
+            units = z[:, code.slice(factor)]
+            correlations = [_correlation(units[:, i], angle) for i in range(units.shape[1])]
+            best = int(np.nanargmax(np.abs(correlations)))
+        else:
+            labels = np.zeros(len(z)) if sweeps is None else np.asarray(sweeps[factor])
+            spread = np.mean([z[labels == v].var(axis=0) for v in np.unique(labels)], axis=0)
+            unit = int(np.argmax(spread))
+            group = code.names[code.group_of_unit()[unit]]
+            best = unit - code.slice(group).start
+        values = z[:, code.slice(group)][:, best]
+        slope, intercept = np.polyfit(angle, values, 1)
+        residual = values - (slope * angle + intercept)
+        total = np.sum((values - values.mean()) ** 2)
         r2 = 1.0 - np.sum(residual**2) / total if total > 0 else 0.0
         factors[factor] = {
-            "group": factor,
+            "group": group,
             "unit": best,
             "slope": float(slope),
             "intercept": float(intercept),
@@ -176,16 +200,25 @@ def factor_ranges():
 
 
 def calibrate_on_faces(model, identities=8, angles=13, seed=0):
-    """Fits a `Calibration` for `model` on held-out sweeps of the generated faces."""
+    """Fits a `Calibration` for `model` on held-out sweeps of the generated faces.
+
+    A DC-IGN (`model.monovariant`) is calibrated on its factor groups; an
+    entangled model on the unit that varies most in each factor's sweeps.
+    """
+    sweeps = factor_sweeps(model.image_size, identities, angles, seed)
+    latents = {factor: encode_means(model, images) for factor, (images, _) in sweeps.items()}
+    degrees = {factor: sweep[1] for factor, sweep in sweeps.items()}
+    labels = {factor: np.repeat(np.arange(identities), angles) for factor in sweeps}
+    selection = "group" if getattr(model, "monovariant", True) else "variance"
+    return fit_calibration(latents, degrees, model.code, factor_ranges(), selection, labels)
+
+
+def encode_means(model, images, batch_size=64):
+    """Posterior means of `images` as one float numpy array, in batches."""
     from keras import ops
 
-    sweeps = factor_sweeps(model.image_size, identities, angles, seed)
-    latents = {}
-    for factor, (images, _) in sweeps.items():
-        means = [
-            ops.convert_to_numpy(model.encode(images[i : i + 64]).mean)
-            for i in range(0, len(images), 64)
-        ]
-        latents[factor] = np.concatenate(means)
-    degrees = {factor: sweep[1] for factor, sweep in sweeps.items()}
-    return fit_calibration(latents, degrees, model.code, factor_ranges())
+    means = [
+        ops.convert_to_numpy(model.encode(images[i : i + batch_size]).mean)
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(means).astype("float32")

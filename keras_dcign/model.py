@@ -8,7 +8,7 @@ from keras import layers, ops
 
 from keras_dcign.calibration import Calibration
 from keras_dcign.graphics_code import GraphicsCode
-from keras_dcign.layers import GraphicsCodeClamp
+from keras_dcign.layers import Conv2D, GraphicsCodeClamp, MaxPooling2D
 from keras_dcign.objective import RECONSTRUCTIONS, dcign_objective
 from keras_dcign.posterior import DiagonalGaussian
 from keras_dcign.trainers import backend_trainer
@@ -165,8 +165,8 @@ class DCIGN(backend_trainer(), keras.Model):
                     layers.ZeroPadding2D(pad, name=f"encoder_pad_{i}", dtype=dtype)
                 )
             self.encoder_layers += [
-                layers.Conv2D(filters, ENCODER_KERNEL, name=f"encoder_conv_{i}", dtype=dtype),
-                layers.MaxPooling2D(2, name=f"encoder_pool_{i}", dtype=dtype),
+                Conv2D(filters, ENCODER_KERNEL, name=f"encoder_conv_{i}", dtype=dtype),
+                MaxPooling2D(2, name=f"encoder_pool_{i}", dtype=dtype),
                 layers.ReLU(name=f"encoder_relu_{i}", dtype=dtype),
             ]
         self.encoder_layers.append(layers.Flatten(name="encoder_flatten", dtype=dtype))
@@ -189,7 +189,7 @@ class DCIGN(backend_trainer(), keras.Model):
                     layers.ZeroPadding2D(pad, name=f"decoder_pad_{i}", dtype=dtype)
                 )
             self.decoder_layers.append(
-                layers.Conv2D(
+                Conv2D(
                     filters,
                     DECODER_KERNEL,
                     activation="relu" if i < 4 else None,
@@ -325,7 +325,8 @@ class DCIGN(backend_trainer(), keras.Model):
         for name, value in values.items():
             group = self.code.index(name)
             if self.calibration is not None and name in self.calibration:
-                unit = self.code.slice(group).start + self.calibration.factors[name]["unit"]
+                entry = self.calibration.factors[name]
+                unit = self.code.slice(entry.get("group", name)).start + entry["unit"]
                 latent = np.asarray(self.calibration.to_latent(name, value), dtype="float32")
                 z[:, unit] = _group_values(name, latent, len(z), 1)[:, 0]
             elif isinstance(value, str):
@@ -345,11 +346,18 @@ class DCIGN(backend_trainer(), keras.Model):
 
         return save_to_preset(self, preset_dir, **kwargs)
 
-    def compile(self, optimizer=None, **kwargs):
-        """Compiles with Adam at the reference learning rate 5e-4 unless told otherwise."""
+    def compile(self, optimizer=None, jit_compile="auto", **kwargs):
+        """Compiles with Adam at the reference learning rate 5e-4 unless told otherwise.
+
+        `jit_compile="auto"` means XLA on TensorFlow too, CPU included, where
+        Keras' own "auto" would run a plain graph: XLA trains this network
+        1.3x (150²) to 1.9x (64²) faster on CPU (docs/benchmarks.md).
+        """
         if optimizer is None:
             optimizer = keras.optimizers.Adam(learning_rate=5e-4)
-        super().compile(optimizer=optimizer, **kwargs)
+        if jit_compile == "auto" and keras.backend.backend() == "tensorflow":
+            jit_compile = True
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -82,3 +82,33 @@ def test_recipe_checks_its_options():
         recipe("faces_64", steps=0)
     with pytest.raises(ValueError, match="Unknown training option 'colour'"):
         recipe("faces_64", colour=True)
+
+
+def test_entangled_baseline_is_a_plain_vae_on_mixed_batches(tmp_path, monkeypatch):
+    from keras_dcign import from_preset
+    from keras_dcign.train import train
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    result = train(
+        tmp_path / "run",
+        steps=4,
+        image_size=32,
+        feature_maps=8,
+        cache_batches=3,
+        batch_size=6,
+        checkpoint_every=2,
+        progress=False,
+        monovariant=False,
+    )
+    model = from_preset(result.preset_dir)
+    assert model.monovariant is False
+    metadata = json.loads((result.preset_dir / "metadata.json").read_text())
+    assert metadata["recipe"]["monovariant"] is False and metadata["steps"] == 4
+    assert "entangled baseline" in (result.preset_dir / "README.md").read_text()
+    caches = [p.name for p in (tmp_path / "home" / "keras_dcign" / "datasets").iterdir()]
+    assert caches == ["faces-32px-3x6-bias1-seed0-mixed"], caches
+    # Every cached batch is MIXED (group None): all factors vary within it.
+    from keras_dcign.datasets import faces
+
+    data = faces.load(tmp_path / "home" / "keras_dcign" / "datasets" / caches[0], progress=False)
+    assert all(g is None for g in data["group"])

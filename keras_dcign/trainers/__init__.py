@@ -15,7 +15,10 @@ def backend_trainer():
 
         return TensorFlowTrainer
     if backend == "jax":
+        from keras_dcign.jax_cpu import configure_xla_flags
         from keras_dcign.trainers.jax_trainer import JAXTrainer
+
+        configure_xla_flags()  # before JAX's first computation; see keras_dcign.jax_cpu
 
         return JAXTrainer
     if backend == "torch":

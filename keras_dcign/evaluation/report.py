@@ -1,0 +1,107 @@
+"""Writing an evaluation down: `metrics.json`, a table, and the model card's section."""
+
+import json
+import re
+from pathlib import Path
+
+from keras_dcign.evaluation.engine import FACTORS
+
+METRICS_FILE = "metrics.json"
+CARD_BEGIN = "<!-- dcign evaluate: begin -->"
+CARD_END = "<!-- dcign evaluate: end -->"
+
+
+def save_metrics(metrics, path):
+    """Writes the metrics as JSON, atomically (a temporary name, then a rename)."""
+    from keras_dcign.rendering import _atomic_write
+
+    path = Path(path)
+    text = json.dumps(metrics, indent=1, sort_keys=False)
+    _atomic_write(path, lambda handle: handle.write(text.encode()))
+    return path
+
+
+def load_metrics(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def summary_rows(metrics):
+    """(metric, value) pairs: the numbers of the issue's targets, in a fixed order."""
+    rows = []
+    for factor in FACTORS:
+        stats = metrics["factors"][factor]
+        rows.append(
+            (f"{factor}: Spearman / Pearson", f"{stats['spearman']:+.3f} / {stats['pearson']:+.3f}")
+        )
+        rows.append((f"{factor}: calibration R²", f"{stats['r2']:.3f}"))
+    for factor in FACTORS:
+        err = metrics["rerender"][factor]
+        rows.append(
+            (
+                f"{factor} re-render MSE (SSIM)",
+                f"{err['mse']:.4f} ({err['ssim']:.3f}); reconstruction "
+                f"{err['reconstruction_mse']:.4f}; unchanged input {err['input_baseline_mse']:.4f}",
+            )
+        )
+    rows += [
+        ("identity verification AUC", f"{metrics['identity_auc']:.3f}"),
+        ("MIG (azimuth, elevation, light)", f"{metrics['mig']:.3f}"),
+        ("FactorVAE score", f"{metrics['factorvae']:.3f}"),
+        ("β-VAE score", f"{metrics['betavae']:.3f}"),
+        ("DCI disentanglement", f"{metrics['dci']:.3f}"),
+    ]
+    return rows
+
+
+def rich_table(metrics, title="evaluation"):
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in summary_rows(metrics):
+        table.add_row(name, value)
+    return table
+
+
+def card_section(metrics, command):
+    """The model card's "Evaluation" section (markdown) for these metrics."""
+    settings = metrics.get("settings", {})
+    lines = [
+        CARD_BEGIN,
+        "## Evaluation",
+        "",
+        f"Measured by `{command}` on the generated faces' {settings.get('split', 'test')} split "
+        f"(people never seen in training), seed {settings.get('seed', 0)}; "
+        "definitions in `keras_dcign.evaluate`.",
+        "",
+        "| metric | value |",
+        "|:--|--:|",
+        *(f"| {name} | {value} |" for name, value in summary_rows(metrics)),
+        CARD_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def update_card(preset_dir, metrics, command):
+    """Writes `metrics.json` into a preset folder and puts the evaluation into its card.
+
+    The card's evaluation section (between `CARD_BEGIN` and `CARD_END`) is
+    replaced, or appended when there is none.
+    """
+    from keras_dcign.presets import CARD_FILE
+    from keras_dcign.rendering import _atomic_write
+
+    preset_dir = Path(preset_dir)
+    card_path = preset_dir / CARD_FILE
+    card = card_path.read_text() if card_path.exists() else ""
+    section = card_section(metrics, command)
+    pattern = re.compile(re.escape(CARD_BEGIN) + ".*?" + re.escape(CARD_END) + "\n?", re.DOTALL)
+    if pattern.search(card):
+        card = pattern.sub(lambda _: section, card)
+    else:
+        card = card.rstrip("\n") + "\n\n" + section
+    save_metrics(metrics, preset_dir / METRICS_FILE)
+    _atomic_write(card_path, lambda handle: handle.write(card.encode()))
+    return card_path

@@ -1,0 +1,115 @@
+"""The Keras/JAX CPU settings: when the XLA flag is set, and the two layer
+formulations compute what the standard ops compute."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_dcign import jax_cpu
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+
+@pytest.mark.parametrize(
+    "environ, version, expected",
+    [
+        ({}, (0, 10), True),
+        ({}, (0, 11), True),
+        ({}, (0, 9), False),  # not measured there: an unknown flag makes XLA abort
+        ({}, (0, 12), False),
+        ({"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}, (0, 10), False),
+        ({"XLA_FLAGS": "--xla_dump_to=/tmp/x"}, (0, 10), True),
+        ({"KERAS_DCIGN_XLA_FLAGS": "0"}, (0, 10), False),
+        ({"KERAS_DCIGN_XLA_FLAGS": "off"}, (0, 11), False),
+    ],
+)
+def test_wants_xla_flag(environ, version, expected):
+    assert jax_cpu.wants_xla_flag(environ, jaxlib_version=version) is expected
+
+
+def _xla_flags_after_import(extra_env):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(KERAS_BACKEND="jax", **extra_env)
+    code = "import os, keras_dcign.model; print(os.environ.get('XLA_FLAGS', ''))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+
+
+def test_jax_trainer_sets_the_flag_and_keeps_the_users():
+    expected = jax_cpu.wants_xla_flag({}, jaxlib_version=None)
+    flags = _xla_flags_after_import({"XLA_FLAGS": "--xla_dump_hlo_as_text"})
+    assert flags.startswith("--xla_dump_hlo_as_text")
+    assert (jax_cpu.YNN_SETTING in flags) is expected
+    user = "--xla_cpu_experimental_ynn_fusion_type="
+    assert _xla_flags_after_import({"XLA_FLAGS": user}) == user
+    assert jax_cpu.YNN_SETTING not in _xla_flags_after_import({"KERAS_DCIGN_XLA_FLAGS": "0"})
+
+
+def _lax_conv(x, kernel):
+    return jax.lax.conv_general_dilated(
+        x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+@pytest.mark.parametrize("filters", [1, 3])
+def test_tap_sum_conv_matches_the_convolution_and_its_gradients(filters):
+    rng = np.random.default_rng(filters)
+    x = rng.standard_normal((2, 13, 11, 5)).astype("float32")
+    kernel = rng.standard_normal((7, 5, 5, filters)).astype("float32")
+    upstream = rng.standard_normal((2, 7, 7, filters)).astype("float32")
+    expected = _lax_conv(x, kernel)
+    assert expected.shape == (2, 7, 7, filters)
+    np.testing.assert_allclose(jax_cpu.tap_sum_conv(x, kernel), expected, atol=2e-5, rtol=1e-5)
+
+    def loss(conv):
+        return lambda x, k: jnp.sum(conv(x, k) * upstream)
+
+    got = jax.grad(loss(jax_cpu.tap_sum_conv), argnums=(0, 1))(x, kernel)
+    want = jax.grad(loss(_lax_conv), argnums=(0, 1))(x, kernel)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=5e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (1, 9, 11, 2)])
+def test_reshape_max_pool_matches_max_pool(shape):
+    x = np.random.default_rng(0).standard_normal(shape).astype("float32")
+    got = keras.ops.convert_to_numpy(jax_cpu.max_pool_2x2(x))
+    want = keras.ops.convert_to_numpy(keras.ops.max_pool(x, 2, 2))
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the formulations run on JAX only")
+def test_dcign_gives_the_same_outputs_and_gradients_with_and_without_them(monkeypatch):
+    from keras_dcign import DCIGN
+
+    assert jax_cpu.on_jax_cpu()
+    model = DCIGN(image_size=32, feature_maps=8, seed=3)
+    images = np.random.default_rng(1).random((4, 32, 32, 1), dtype="float32")
+    groups = model.group_ids("light", 4)
+    values = [v.value for v in model.trainable_variables]
+
+    def run():
+        def loss(values):
+            mapping = list(zip(model.trainable_variables, values))
+            with keras.StatelessScope(state_mapping=mapping):
+                loss, _ = model.objective(images, groups, training=False)
+            return loss
+
+        return jax.value_and_grad(loss)(values)
+
+    fast_loss, fast_grads = run()
+    monkeypatch.setenv("KERAS_DCIGN_JAX_CPU_LAYERS", "0")
+    assert not jax_cpu.on_jax_cpu()
+    plain_loss, plain_grads = run()
+    np.testing.assert_allclose(fast_loss, plain_loss, rtol=1e-5)
+    for fast, plain in zip(fast_grads, plain_grads):
+        scale = float(jnp.abs(plain).max()) + 1e-12
+        np.testing.assert_allclose(fast / scale, plain / scale, atol=1e-4)
