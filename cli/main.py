@@ -242,11 +242,13 @@ def evaluate(preset, out, as_json, split, seed, quick, update_card):
 
     folder = resolve_preset(preset)
     model = from_preset(folder)
-    out = Path(out) if out else Path("evaluation") / Path(str(preset).rstrip("/")).name
+    # A run's folder holds its preset in `preset/`: name it after the run.
+    name = folder.name if folder.name != "preset" else folder.parent.name
+    out = Path(out) if out else Path("evaluation") / name
     out.mkdir(parents=True, exist_ok=True)
     metrics = run(model, split=split, seed=seed, **(QUICK if quick else {}))
     report.save_metrics(metrics, out / report.METRICS_FILE)
-    figures.scatter_plot(metrics, out / "scatter.png", title=Path(str(preset)).name)
+    figures.scatter_plot(metrics, out / "scatter.png", title=name)
     for factor in ("azimuth", "elevation", "light"):
         figures.traversal_grid(model, out / f"traversal_{factor}.png", factor, split=split)
     if update_card:

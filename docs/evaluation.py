@@ -25,25 +25,11 @@ BASELINES = {"faces_64": "faces_64_entangled"}
 
 
 def run(preset):
-    command = [
-        sys.executable,
-        "-m",
-        "keras_dcign.cli.main",
-        "evaluate",
-        str(ROOT / "zoo" / preset),
-        "--update-card",
-        "--out",
-        str(OUT / preset),
-    ]
-    print(
-        "$ dcign evaluate",
-        f"zoo/{preset}",
-        "--update-card",
-        "--out",
-        f"docs/evaluation/{preset}",
-        flush=True,
-    )
-    subprocess.run(command, check=True, cwd=ROOT.parent)
+    # The installed console script, run from the repository root so paths stay relative.
+    dcign = Path(sys.executable).parent / "dcign"
+    arguments = ["evaluate", f"zoo/{preset}", "--update-card", "--out", f"docs/evaluation/{preset}"]
+    print("$ dcign", *arguments, flush=True)
+    subprocess.run([str(dcign), *arguments], check=True, cwd=ROOT)
 
 
 def rows(metrics, names):

@@ -233,7 +233,7 @@ def model_card(config, metadata):
     check = metadata.get("relight_check", {})
     entangled = not recipe_.get("monovariant", True)
     lines = [
-        f"# {config}",
+        f"# {config}_entangled" if entangled else f"# {config}",
         "",
         f"DC-IGN at {recipe_['image_size']}x{recipe_['image_size']} px, "
         f"{recipe_['feature_maps']} feature maps, a 200-unit graphics code (azimuth, elevation, "

@@ -23,6 +23,23 @@ def tiny_model(**kwargs):
     return DCIGN(**options)
 
 
+RANGES = {"azimuth": (-90, 90), "elevation": (-25, 25), "light": (-80, 80)}
+
+
+def tiny_calibrated_model(**kwargs):
+    """`tiny_model` with a calibration: each factor's unit is 0.03 per degree."""
+    from keras_dcign import Calibration
+
+    model = tiny_model(**kwargs)
+    model.calibration = Calibration(
+        {
+            f: {"group": f, "unit": 0, "slope": 0.03, "intercept": 0.0, "range": list(r), "r2": 1.0}
+            for f, r in RANGES.items()
+        }
+    )
+    return model
+
+
 def blob_images(n=20, size=32, seed=0, vary="all"):
     """Images of a soft blob: position, size and brightness play pose, shape and light."""
     rng = np.random.default_rng(seed)

@@ -9,25 +9,16 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import tiny_model
+from conftest import tiny_calibrated_model
 from keras_dcign.cli.main import cli
 from PIL import Image
-
-from keras_dcign import Calibration
-
-RANGES = {"azimuth": (-90, 90), "elevation": (-25, 25), "light": (-80, 80)}
 
 
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):
-    model = tiny_model()
-    model.calibration = Calibration(
-        {
-            f: {"group": f, "unit": 0, "slope": 0.03, "intercept": 0.0, "range": list(r), "r2": 1.0}
-            for f, r in RANGES.items()
-        }
+    return tiny_calibrated_model().save_to_preset(
+        tmp_path_factory.mktemp("zoo") / "tiny", card="# Tiny card\n"
     )
-    return model.save_to_preset(tmp_path_factory.mktemp("zoo") / "tiny", card="# Tiny card\n")
 
 
 @pytest.fixture

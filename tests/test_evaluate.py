@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import tiny_model
+from conftest import RANGES, tiny_calibrated_model, tiny_model
 from keras import ops
 from keras_dcign.cli.main import cli
 from PIL import Image
@@ -19,19 +19,7 @@ from keras_dcign.evaluation import QUICK, report
 pytest.importorskip("sklearn")
 pytest.importorskip("skimage")
 
-RANGES = {"azimuth": (-90, 90), "elevation": (-25, 25), "light": (-80, 80)}
 SMALL = dict(QUICK, factorvae_votes=(12, 6), betavae_points=(12, 6), score_samples=150)
-
-
-def _calibrated_tiny():
-    model = tiny_model()
-    model.calibration = Calibration(
-        {
-            f: {"group": f, "unit": 0, "slope": 0.03, "intercept": 0.0, "range": list(r), "r2": 1.0}
-            for f, r in RANGES.items()
-        }
-    )
-    return model
 
 
 def _check_schema(metrics):
@@ -51,7 +39,7 @@ def _check_schema(metrics):
 
 
 def test_evaluate_returns_the_documented_numbers_reproducibly():
-    model = _calibrated_tiny()
+    model = tiny_calibrated_model()
     first = keras_dcign.evaluate(model, progress=False, **SMALL)
     _check_schema(first)
     assert first["details"]["units"] == {"azimuth": 0, "elevation": 1, "light": 2}
@@ -64,7 +52,7 @@ def test_evaluate_returns_the_documented_numbers_reproducibly():
 
 
 def test_evaluate_rejects_bad_arguments():
-    model = _calibrated_tiny()
+    model = tiny_calibrated_model()
     with pytest.raises(ValueError, match="Unknown dataset 'mnist'"):
         keras_dcign.evaluate(model, dataset="mnist")
     with pytest.raises(ValueError, match=r"Unknown evaluation settings \['votes'\]"):
@@ -121,7 +109,7 @@ def test_rerender_sets_the_calibrated_unit_outside_the_factor_group():
 
 
 def test_card_section_is_replaced_not_repeated(tmp_path):
-    metrics = keras_dcign.evaluate(_calibrated_tiny(), progress=False, **SMALL)
+    metrics = keras_dcign.evaluate(tiny_calibrated_model(), progress=False, **SMALL)
     (tmp_path / "README.md").write_text("# tiny\n\nSome card.\n")
     report.update_card(tmp_path, metrics, "dcign evaluate tiny")
     report.update_card(tmp_path, metrics, "dcign evaluate tiny --seed 0")
@@ -134,7 +122,7 @@ def test_card_section_is_replaced_not_repeated(tmp_path):
 
 
 def test_dcign_evaluate_writes_metrics_figures_and_card(tmp_path):
-    preset = _calibrated_tiny().save_to_preset(tmp_path / "tiny", card="# Tiny card\n")
+    preset = tiny_calibrated_model().save_to_preset(tmp_path / "tiny", card="# Tiny card\n")
     out = tmp_path / "report"
     result = CliRunner().invoke(
         cli, ["evaluate", str(preset), "--quick", "--json", "--out", str(out), "--update-card"]

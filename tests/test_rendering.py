@@ -1,24 +1,14 @@
 import numpy as np
 import pytest
-from conftest import tiny_model
+from conftest import tiny_calibrated_model
 from PIL import Image
 
-from keras_dcign import Calibration
 from keras_dcign.rendering import load_image, rerender_file, traverse_file
-
-RANGES = {"azimuth": (-90, 90), "elevation": (-25, 25), "light": (-80, 80)}
 
 
 @pytest.fixture
 def calibrated():
-    model = tiny_model()
-    model.calibration = Calibration(
-        {
-            f: {"group": f, "unit": 0, "slope": 0.03, "intercept": 0.0, "range": list(r), "r2": 1.0}
-            for f, r in RANGES.items()
-        }
-    )
-    return model
+    return tiny_calibrated_model()
 
 
 def _write(path, mode="RGB", size=(80, 50), fmt=None):

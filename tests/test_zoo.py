@@ -49,3 +49,17 @@ def test_faces_64_turns_the_face_the_right_way():
     to_right = np.mean((turned - truth_right) ** 2, axis=(1, 2, 3))
     to_left = np.mean((turned - truth_left) ** 2, axis=(1, 2, 3))
     assert np.mean(to_right < to_left) >= 5 / 6, (to_right, to_left)
+
+
+def test_faces_64_reads_light_and_azimuth_and_beats_the_unchanged_input():
+    """`keras_dcign.evaluate` on the bundled preset, with small samples."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("skimage")
+    from keras_dcign.evaluation import QUICK
+
+    model = keras_dcign.from_preset("faces_64")
+    metrics = keras_dcign.evaluate(model, progress=False, **QUICK)
+    for factor in ("light", "azimuth"):
+        assert abs(metrics["factors"][factor]["spearman"]) >= 0.9, metrics["factors"]
+        errors = metrics["rerender"][factor]
+        assert errors["mse"] < 0.6 * errors["input_baseline_mse"], errors
