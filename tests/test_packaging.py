@@ -42,7 +42,11 @@ def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
             python,
             "-c",
             "import keras_dcign.cli.main as c, keras_dcign.zoo as z, keras_dcign.presets as p; "
-            "assert isinstance(p.list_presets(), dict); print(c.__file__); print(z.__file__)",
+            "import keras_dcign.evaluation as e; from keras_dcign.zoo import ZOO_DIR; "
+            "assert isinstance(p.list_presets(), dict); "
+            "assert all((ZOO_DIR / n / 'metrics.json').exists() "
+            "for n, v in p.list_presets().items() if v['source'] == 'bundled'); "
+            "print(c.__file__); print(z.__file__); print(e.__file__)",
         ],
         check=True,
         capture_output=True,
