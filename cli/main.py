@@ -21,6 +21,9 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.exceptions.Exit:
+            # Click's normal exit (after --help, for one) is a RuntimeError too.
+            raise
         except (ValueError, OSError, RuntimeError) as error:
             if ctx.params.get("debug"):
                 raise

@@ -108,6 +108,14 @@ def test_usage_errors_exit_2(args):
     assert _run(*args).exit_code == 2
 
 
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_help_exits_0(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: cli {command}")
+    assert "Error" not in result.output
+
+
 def test_zoo_commands(preset):
     result = _run("zoo", "list")
     assert result.exit_code == 0, result.output
