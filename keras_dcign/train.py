@@ -137,6 +137,8 @@ def train(
             f"{run_dir} already holds a training run; pass --resume to continue it or choose "
             "another --out."
         )
+    if existing is not None:
+        settings = _resumed_recipe(run_dir, config, seed, overrides)
     total = int(settings["steps"])
     # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
     # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
@@ -156,7 +158,7 @@ def train(
     )
     model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
     start = restore_checkpoint(model, existing) if (resume and existing is not None) else 0
-    (run_dir / "recipe.json").write_text(json.dumps(dict(settings, config=config, seed=seed)))
+    _write_recipe(run_dir, dict(settings, config=config, seed=seed))
 
     history = {}
     began = time.time()
@@ -204,6 +206,40 @@ def train(
         run_dir / "preset", metadata=metadata, card=model_card(config, metadata), float16=True
     )
     return TrainResult(preset_dir, run_dir, done, seconds, history)
+
+
+def _resumed_recipe(run_dir, config, seed, overrides):
+    """The settings a resumed run continues with: its own recipe, where only `steps` may change.
+
+    The defaults of a newer recipe must not slip into an older run, and a flag that
+    contradicts the run is refused rather than silently mixed into it.
+    """
+    path = run_dir / "recipe.json"
+    if not path.exists():
+        return recipe(config, **overrides)
+    saved = json.loads(path.read_text())
+    for key, value in (("config", config), ("seed", seed)):
+        if key in saved and saved[key] != value:
+            raise ValueError(
+                f"{key}={value!r} does not match the run in {run_dir}, which was trained with "
+                f"{key}={saved[key]!r}; pass the same value to --resume it."
+            )
+    own = {key: saved[key] for key in RECIPES[config] if key in saved}
+    for key, value in overrides.items():
+        if value is not None and key != "steps" and key in own and value != own[key]:
+            raise ValueError(
+                f"{key}={value!r} does not match the run in {run_dir}, which was trained with "
+                f"{key}={own[key]!r}; only steps may change when resuming."
+            )
+    steps = overrides.get("steps") or own.get("steps")
+    return recipe(config, **dict(own, steps=steps))
+
+
+def _write_recipe(run_dir, settings):
+    """Writes run_dir/recipe.json whole or not at all (a resumed run reads it back)."""
+    staging = run_dir / ".recipe.json.partial"
+    staging.write_text(json.dumps(settings))
+    os.replace(staging, run_dir / "recipe.json")
 
 
 def relight_check(model, people=8):

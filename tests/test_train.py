@@ -112,3 +112,23 @@ def test_entangled_baseline_is_a_plain_vae_on_mixed_batches(tmp_path, monkeypatc
 
     data = faces.load(tmp_path / "home" / "keras_dcign" / "datasets" / caches[0], progress=False)
     assert all(g is None for g in data["group"])
+
+
+def test_resume_keeps_the_runs_own_recipe(tmp_path, monkeypatch):
+    from keras_dcign.train import RECIPES, train
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    tiny = dict(image_size=32, feature_maps=8, cache_batches=3, batch_size=6, progress=False)
+    run = tmp_path / "run"
+    assert RECIPES["faces_64"]["kl_weight"] != 1.0
+    train(run, steps=2, checkpoint_every=2, kl_weight=1.0, **tiny)
+
+    with pytest.raises(ValueError, match=r"kl_weight=0\.25 does not match .*kl_weight=1\.0"):
+        train(run, resume=True, steps=4, kl_weight=0.25, **tiny)
+    with pytest.raises(ValueError, match=r"seed=1 does not match .*seed=0"):
+        train(run, resume=True, steps=4, seed=1, **tiny)
+    # Without the flag, the run continues with its own KL weight, not the recipe's default.
+    result = train(run, resume=True, steps=4, checkpoint_every=2, **tiny)
+    metadata = json.loads((result.preset_dir / "metadata.json").read_text())
+    assert metadata["steps"] == 4 and metadata["recipe"]["kl_weight"] == 1.0
+    assert json.loads((run / "recipe.json").read_text())["steps"] == 4
