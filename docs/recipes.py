@@ -24,7 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "evaluation" / "recipes"
 RUNS = ROOT / "runs" / "recipes"
-FACTORS = ("azimuth", "elevation", "light")
 
 PAPER = ["--kl-weight", "1"]
 

@@ -125,6 +125,7 @@ def train(
         restore_checkpoint,
     )
     from keras_dcign.model import DCIGN
+    from keras_dcign.rendering import _atomic_write
 
     if dataset != "faces":
         raise ValueError(f"Unknown dataset {dataset!r}; expected 'faces'.")
@@ -138,7 +139,7 @@ def train(
             "another --out."
         )
     if existing is not None:
-        settings = _resumed_recipe(run_dir, config, seed, overrides)
+        settings = _resumed_recipe(run_dir, config, seed, overrides, settings)
     total = int(settings["steps"])
     # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
     # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
@@ -158,7 +159,9 @@ def train(
     )
     model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
     start = restore_checkpoint(model, existing) if (resume and existing is not None) else 0
-    _write_recipe(run_dir, dict(settings, config=config, seed=seed))
+    # Written whole or not at all: a resumed run reads it back.
+    recipe_json = json.dumps(dict(settings, config=config, seed=seed)).encode()
+    _atomic_write(run_dir / "recipe.json", lambda handle: handle.write(recipe_json))
 
     history = {}
     began = time.time()
@@ -208,7 +211,7 @@ def train(
     return TrainResult(preset_dir, run_dir, done, seconds, history)
 
 
-def _resumed_recipe(run_dir, config, seed, overrides):
+def _resumed_recipe(run_dir, config, seed, overrides, settings):
     """The settings a resumed run continues with: its own recipe, where only `steps` may change.
 
     The defaults of a newer recipe must not slip into an older run, and a flag that
@@ -216,7 +219,7 @@ def _resumed_recipe(run_dir, config, seed, overrides):
     """
     path = run_dir / "recipe.json"
     if not path.exists():
-        return recipe(config, **overrides)
+        return settings
     saved = json.loads(path.read_text())
     for key, value in (("config", config), ("seed", seed)):
         if key in saved and saved[key] != value:
@@ -233,13 +236,6 @@ def _resumed_recipe(run_dir, config, seed, overrides):
             )
     steps = overrides.get("steps") or own.get("steps")
     return recipe(config, **dict(own, steps=steps))
-
-
-def _write_recipe(run_dir, settings):
-    """Writes run_dir/recipe.json whole or not at all (a resumed run reads it back)."""
-    staging = run_dir / ".recipe.json.partial"
-    staging.write_text(json.dumps(settings))
-    os.replace(staging, run_dir / "recipe.json")
 
 
 def relight_check(model, people=8):
