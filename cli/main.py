@@ -48,6 +48,23 @@ def cli(ctx, backend, debug):
     ctx.obj = {"debug": debug}
 
 
+class _GaussianScale(click.ParamType):
+    """A positive number, or 'learned' / 'analytic'."""
+
+    name = "SIGMA|learned|analytic"
+
+    def convert(self, value, param, ctx):
+        if value in ("learned", "analytic"):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not 0 < number < float("inf"):
+            self.fail(f"{value!r} is not a positive number, 'learned' or 'analytic'.", param, ctx)
+        return number
+
+
 def _console():
     from rich.console import Console
 
@@ -77,6 +94,30 @@ def _console():
     help="Weight of SHAPE batches (1 = 1:1:1:1, 16 = the reference code).",
 )
 @click.option("--kl-weight", type=click.FloatRange(min=0), default=None)
+@click.option(
+    "--architecture",
+    type=click.Choice(["paper", "strided"]),
+    default=None,
+    help="Conv stack around the graphics code: the paper's, or strided convolutions.",
+)
+@click.option(
+    "--reconstruction",
+    type=click.Choice(["bernoulli", "gaussian"]),
+    default=None,
+    help="Pixel likelihood.",
+)
+@click.option(
+    "--gaussian-scale",
+    type=_GaussianScale(),
+    default=None,
+    help="Sigma of the Gaussian likelihood: a number, 'learned' or 'analytic'.",
+)
+@click.option(
+    "--pretrain-steps",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Train the first N steps as a plain VAE, then monovariant.",
+)
 @click.option(
     "--entangled",
     "monovariant",

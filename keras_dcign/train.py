@@ -13,26 +13,34 @@ import keras
 import numpy as np
 
 RECIPES = {
-    # The CPU default: generated 64x64 faces, a quarter-width network, minutes on 2 cores.
+    # The CPU default: generated 64x64 faces, minutes on 2 cores. A standard strided conv
+    # stack around the paper's graphics code and a calibrated Gaussian likelihood (a learned
+    # shared sigma, KL weight 1): the paper's stack at this size and Bernoulli likelihood
+    # drew featureless heads at every budget measured (docs/recipes.md has the curves).
     "faces_64": {
         "image_size": 64,
         "feature_maps": 32,
-        "steps": 2400,
+        "architecture": "strided",
+        "reconstruction": "gaussian",
+        "gaussian_scale": "learned",
+        "steps": 7500,
         "batch_size": 20,
         "learning_rate": 1e-3,
         "clamp": "mean",
         "invariance_strength": 0.01,
         "shape_bias": 1.0,
-        # Half the paper's KL weight: the only change that made elevation readable at this
-        # size and length (docs/recipes.md compares each of the paper's options).
-        "kl_weight": 0.5,
-        "cache_batches": 1200,
+        "kl_weight": 1.0,
+        "pretrain_steps": 0,
+        "cache_batches": 3000,
         "monovariant": True,
     },
     # The paper's configuration: 150x150, 96 maps, 200-unit code (a GPU job).
     "faces_basel": {
         "image_size": 150,
         "feature_maps": 96,
+        "architecture": "paper",
+        "reconstruction": "bernoulli",
+        "gaussian_scale": 0.1,
         "steps": 30000,
         "batch_size": 20,
         "learning_rate": 5e-4,
@@ -40,9 +48,17 @@ RECIPES = {
         "invariance_strength": 0.01,
         "shape_bias": 1.0,
         "kl_weight": 1.0,
+        "pretrain_steps": 0,
         "cache_batches": 4000,
         "monovariant": True,
     },
+}
+# What a run whose recipe.json predates a setting was trained with.
+LEGACY_SETTINGS = {
+    "architecture": "paper",
+    "reconstruction": "bernoulli",
+    "gaussian_scale": 0.1,
+    "pretrain_steps": 0,
 }
 
 
@@ -72,6 +88,10 @@ def recipe(config="faces_64", **overrides):
         raise ValueError(f"steps={settings['steps']!r} is invalid; expected a positive integer.")
     if int(settings["batch_size"]) < 2:
         raise ValueError(f"batch_size={settings['batch_size']!r} is invalid; expected >= 2.")
+    if int(settings["pretrain_steps"]) < 0:
+        raise ValueError(
+            f"pretrain_steps={settings['pretrain_steps']!r} is invalid; expected an integer >= 0."
+        )
     if float(settings["shape_bias"]) <= 0:
         raise ValueError(f"shape_bias={settings['shape_bias']!r} is invalid; expected > 0.")
     return settings
@@ -111,9 +131,13 @@ def train(
         command: the command line that started the run, for the model card.
         **overrides: recipe settings (`steps`, `batch_size`, `clamp`,
             `invariance_strength`, `shape_bias`, `kl_weight`, `learning_rate`,
-            `monovariant`). `monovariant=False` trains the paper's entangled
-            baseline: the same network as a plain VAE on batches in which
-            every factor varies (MIXED).
+            `architecture`, `feature_maps`, `reconstruction`,
+            `gaussian_scale`, `pretrain_steps`, `monovariant`, ...).
+            `monovariant=False` trains the paper's entangled baseline: the
+            same network as a plain VAE on batches in which every factor
+            varies (MIXED). `pretrain_steps=N` trains the first N steps as a
+            plain VAE on the same batches (nothing clamped), then
+            monovariant, as the reference code's README recommends.
 
     Returns:
         A `TrainResult`.
@@ -151,6 +175,9 @@ def train(
     model = DCIGN(
         image_size=settings["image_size"],
         feature_maps=settings["feature_maps"],
+        architecture=settings["architecture"],
+        reconstruction=settings["reconstruction"],
+        gaussian_scale=settings["gaussian_scale"],
         clamp=settings["clamp"],
         invariance_strength=settings["invariance_strength"],
         kl_weight=settings["kl_weight"],
@@ -228,6 +255,7 @@ def _resumed_recipe(run_dir, config, seed, overrides, settings):
                 f"{key}={saved[key]!r}; pass the same value to --resume it."
             )
     own = {key: saved[key] for key in RECIPES[config] if key in saved}
+    own.update({key: value for key, value in LEGACY_SETTINGS.items() if key not in saved})
     for key, value in overrides.items():
         if value is not None and key != "steps" and key in own and value != own[key]:
             raise ValueError(
@@ -382,12 +410,18 @@ def _batch_source(settings, data_dir, seed, workers, progress, chunk):
 
     size, batch = settings["image_size"], settings["batch_size"]
     kinds = None if settings["monovariant"] else ("MIXED",)
+    pretrain = int(settings["pretrain_steps"])
     if data_dir is not None:
         images, groups = faces.stack_batches(
             faces.load_reference_layout(data_dir, image_size=size, split="train")
         )
-        return _cycle(images, groups, seed)
+        return _cycle(images, groups, seed, pretrain)
     if workers:
+        if pretrain:
+            raise ValueError(
+                f"pretrain_steps={pretrain} is not supported with workers={workers}; "
+                "train from the cache (workers=0) to pre-train."
+            )
         return faces.dataset(
             steps_per_epoch=chunk,
             batch_size=batch,
@@ -407,7 +441,7 @@ def _batch_source(settings, data_dir, seed, workers, progress, chunk):
         progress=progress,
         kinds=kinds,
     )
-    return _cycle(images, groups, seed)
+    return _cycle(images, groups, seed, pretrain)
 
 
 def cached_training_set(
@@ -450,8 +484,12 @@ def cached_training_set(
     return data["images"][..., None], np.repeat(ids[:, None], batch_size, axis=1)
 
 
-def _cycle(images, groups, seed):
-    """Batches of a fixed set, reshuffled every pass; step k is the same batch on every run."""
+def _cycle(images, groups, seed, pretrain_steps=0):
+    """Batches of a fixed set, reshuffled every pass; step k is the same batch on every run.
+
+    The first `pretrain_steps` batches carry group id -1: trained as a plain VAE.
+    """
+    plain = np.full(groups.shape[1:], -1, dtype=groups.dtype)
 
     def generate(start):
         step = start
@@ -459,7 +497,7 @@ def _cycle(images, groups, seed):
             epoch, position = divmod(step, len(images))
             order = np.random.default_rng([seed, epoch]).permutation(len(images))
             index = order[position]
-            yield _as_float(images[index]), groups[index]
+            yield _as_float(images[index]), plain if step < pretrain_steps else groups[index]
             step += 1
 
     return generate

@@ -52,7 +52,7 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
         A plain dict (as written to `metrics.json`):
         `{"factors": {factor: {"pearson", "spearman", "r2"}},
         "rerender": {factor: {"mse", "ssim", "reconstruction_mse",
-        "input_baseline_mse", "input_baseline_ssim"}}, "identity_auc", "mig",
+        "reconstruction_ssim", "input_baseline_mse", "input_baseline_ssim"}}, "identity_auc", "mig",
         "factorvae", "betavae", "dci", "details": {...}, "settings": {...}}`.
 
         - factors: correlation of each factor with its latent unit's
@@ -262,6 +262,7 @@ def _rerender_errors(model, renderer, people, ranges, options, seed, advance):
             "mse": _mse(rerendered, truth[target]),
             "ssim": _ssim(rerendered, truth[target]),
             "reconstruction_mse": _mse(reconstruction, truth),
+            "reconstruction_ssim": _ssim(reconstruction, truth),
             "input_baseline_mse": _mse(truth[source], truth[target]),
             "input_baseline_ssim": _ssim(truth[source], truth[target]),
         }

@@ -41,7 +41,8 @@ def summary_rows(metrics):
             (
                 f"{factor} re-render MSE (SSIM)",
                 f"{err['mse']:.4f} ({err['ssim']:.3f}); reconstruction "
-                f"{err['reconstruction_mse']:.4f}; unchanged input {err['input_baseline_mse']:.4f}",
+                f"{err['reconstruction_mse']:.4f}{_ssim_of(err)}; unchanged input "
+                f"{err['input_baseline_mse']:.4f}",
             )
         )
     rows += [
@@ -52,6 +53,12 @@ def summary_rows(metrics):
         ("DCI disentanglement", f"{metrics['dci']:.3f}"),
     ]
     return rows
+
+
+def _ssim_of(err):
+    # metrics.json written before reconstruction SSIM was measured lacks it.
+    value = err.get("reconstruction_ssim")
+    return "" if value is None else f" ({value:.3f})"
 
 
 def rich_table(metrics, title="evaluation"):

@@ -1,0 +1,215 @@
+"""Learning curves of the 64² recipes: quality against images seen, for docs/recipes.md.
+
+Usage:
+
+    python docs/curves.py --candidates strided_gaussian      # train and measure its points
+    python docs/curves.py --report                           # figure, table and face strips
+
+Each candidate is the real command, `dcign train --dataset faces --out runs/curves/NAME FLAGS
+--steps N`, run to its first point, then resumed (`--resume --steps N`) to each later point.
+At every point the run's preset is measured by `dcign evaluate PRESET --quick` (a tenth of the
+full evaluation's images; the bundled presets' cards use the full one) and by reconstructing
+the same four held-out test faces. Results go to `docs/evaluation/curves/NAME/IMAGES/`; a
+point whose metrics.json exists is not run again. `--time-limit MIN` caps the last point's
+training (the point is then recorded at the images actually seen).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "evaluation" / "curves"
+RUNS = ROOT / "runs" / "curves"
+BATCH = 20
+PAPER_STACK = ["--architecture", "paper", "--reconstruction", "bernoulli", "--kl-weight", "0.5"]
+CURRENT = ["--cache-batches", "3000"]
+
+# name: (description, flags relative to the faces_64 recipe, images seen at each point)
+CANDIDATES = {
+    "paper_bernoulli": (
+        "the former faces_64 recipe: the paper's stack, Bernoulli, KL 0.5",
+        [*PAPER_STACK, *CURRENT],
+        [50_000],
+    ),
+    "paper_gaussian": (
+        "the paper's stack, calibrated Gaussian (learned sigma), KL 1",
+        [*PAPER_STACK, "--reconstruction", "gaussian", "--kl-weight", "1", *CURRENT],
+        [50_000],
+    ),
+    "paper_64maps": (
+        "the paper's stack with 64 feature maps, calibrated Gaussian, KL 1",
+        [*PAPER_STACK, "--reconstruction", "gaussian", "--kl-weight", "1", "--feature-maps",
+         "64", *CURRENT],
+        [30_000],
+    ),
+    "strided_bernoulli": (
+        "strided stack, Bernoulli, KL 0.5",
+        ["--reconstruction", "bernoulli", "--kl-weight", "0.5", *CURRENT],
+        [50_000, 150_000],
+    ),
+    "strided_pretrain": (
+        "strided stack, calibrated Gaussian, KL 1, first 50,000 images as a plain VAE",
+        ["--pretrain-steps", "2500", *CURRENT],
+        [50_000, 150_000],
+    ),
+    "strided_gaussian": (
+        "strided stack, calibrated Gaussian (learned sigma), KL 1: the new faces_64 recipe",
+        ["--cache-batches", "10000"],
+        [50_000, 150_000, 400_000, 1_000_000],
+    ),
+}
+TEST_FACES = 4
+
+
+def dcign(*args):
+    command = [str(Path(sys.executable).parent / "dcign"), *map(str, args)]
+    print("$ dcign", *map(str, args), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+
+
+def run_point(name, images, last, time_limit):
+    run_dir = RUNS / name
+    flags = CANDIDATES[name][1]
+    steps = images // BATCH
+    args = ["train", "--dataset", "faces", "--out", run_dir, "--steps", steps, *flags]
+    if (run_dir / "checkpoints").exists():
+        args.append("--resume")
+    if last and time_limit:
+        args += ["--time-limit", time_limit]
+    start = time.perf_counter()
+    dcign(*args)
+    seconds = time.perf_counter() - start
+    preset = run_dir / "preset"
+    seen = json.loads((preset / "metadata.json").read_text())["steps"] * BATCH
+    out = OUT / name / f"{seen}"
+    dcign("evaluate", preset, "--quick", "--out", out)
+    save_strip(preset, out / "faces.png")
+    (out / "train.json").write_text(
+        json.dumps({"command": "dcign " + " ".join(map(str, args)), "seconds": round(seconds)})
+    )
+
+
+def test_faces(image_size=64):
+    """Four held-out people at fixed random pose and light (the same for every point)."""
+    import numpy as np
+
+    from keras_dcign.calibration import factor_ranges
+    from keras_dcign.datasets import faces
+
+    rng = np.random.default_rng(7)
+    who = np.asarray(faces.identities("test"))[:TEST_FACES]
+    ranges = factor_ranges()
+    angles = {f: rng.uniform(*ranges[f], TEST_FACES) * 0.6 for f in ranges}
+    return faces.render(who, image_size=image_size, **angles)[..., None].astype("float32")
+
+
+def save_strip(preset, path):
+    """Top row: the four test faces; bottom row: the preset's reconstructions."""
+    import numpy as np
+    from keras import ops
+    from PIL import Image
+
+    import keras_dcign
+
+    model = keras_dcign.from_preset(str(preset))
+    images = test_faces(model.image_size)
+    recon = ops.convert_to_numpy(model(images))
+    grid = np.concatenate(
+        [np.concatenate(list(images[..., 0]), 1), np.concatenate(list(recon[..., 0]), 1)], 0
+    )
+    Image.fromarray((np.clip(grid, 0, 1) * 255).round().astype("uint8")).save(path)
+
+
+def points(name):
+    found = []
+    for folder in sorted((OUT / name).glob("*"), key=lambda p: int(p.name)):
+        if (folder / "metrics.json").exists():
+            metrics = json.loads((folder / "metrics.json").read_text())
+            train = json.loads((folder / "train.json").read_text())
+            found.append((int(folder.name), metrics, train, folder))
+    return found
+
+
+def report():
+    """docs/images/curves.png and the curves section of docs/recipes.md."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measures = {
+        "reconstruction SSIM": lambda m: m["rerender"]["light"]["reconstruction_ssim"],
+        "light re-render SSIM": lambda m: m["rerender"]["light"]["ssim"],
+        "azimuth re-render SSIM": lambda m: m["rerender"]["azimuth"]["ssim"],
+        "identity AUC": lambda m: m["identity_auc"],
+    }
+    fig, axes = plt.subplots(1, len(measures), figsize=(4 * len(measures), 3.4))
+    rows = []
+    for name in CANDIDATES:
+        found = points(name)
+        if not found:
+            continue
+        for ax, (label, value) in zip(axes, measures.items()):
+            ax.plot([p[0] for p in found], [value(p[1]) for p in found], "o-", label=name)
+            ax.set_xscale("log")
+            ax.set_title(label)
+            ax.set_xlabel("images seen")
+        for seen, metrics, train, folder in found:
+            rows.append(
+                f"| {name} | {seen:,} | {train['seconds']} | "
+                + " | ".join(f"{value(metrics):.3f}" for value in measures.values())
+                + f" | {metrics['factors']['elevation']['spearman']:+.2f}"
+                + f" | ![]({folder.relative_to(ROOT / 'docs').as_posix()}/faces.png) |"
+            )
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / "images" / "curves.png", dpi=90)
+    header = (
+        "| candidate | images seen | train s (this segment) | "
+        + " | ".join(measures)
+        + " | elevation Spearman | test faces (top) and reconstructions |\n"
+        + "|:--|--:|--:|" + "--:|" * len(measures) + "--:|:--|"
+    )
+    legend = "\n".join(
+        f"- `{name}`: {description}; flags `{' '.join(flags) or '(none)'}`"
+        for name, (description, flags, _) in CANDIDATES.items()
+    )
+    section = f"{CURVES_BEGIN}\n{legend}\n\n{header}\n" + "\n".join(rows) + f"\n{CURVES_END}\n"
+    page = ROOT / "docs" / "recipes.md"
+    text = page.read_text()
+    if CURVES_BEGIN in text:
+        before, rest = text.split(CURVES_BEGIN, 1)
+        text = before + section + rest.split(CURVES_END + "\n", 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    page.write_text(text)
+
+
+CURVES_BEGIN = "<!-- curves: written by docs/curves.py -->"
+CURVES_END = "<!-- end of curves -->"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", default="", help="comma-separated names to run")
+    parser.add_argument("--report", action="store_true", help="write the figure and table")
+    parser.add_argument("--time-limit", default=None, help="minutes for the last point")
+    args = parser.parse_args()
+    for name in filter(None, args.candidates.split(",")):
+        if name not in CANDIDATES:
+            parser.error(f"unknown candidate {name!r}; expected some of {list(CANDIDATES)}")
+        targets = CANDIDATES[name][2]
+        done = {p[0] for p in points(name)}
+        for i, images in enumerate(targets):
+            if images not in done:
+                run_point(name, images, i == len(targets) - 1, args.time_limit)
+    if args.report:
+        report()
+
+
+if __name__ == "__main__":
+    main()
