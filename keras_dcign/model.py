@@ -197,7 +197,7 @@ class DCIGN(backend_trainer(), keras.Model):
         self.z_mean = layers.Dense(code.size, name="z_mean", dtype=dtype)
         self.z_log_var = layers.Dense(code.size, name="z_log_var", dtype=dtype)
         self.decoder_layers = decoder
-        if gaussian_scale == "learned":
+        if reconstruction == "gaussian" and gaussian_scale == "learned":
             # One shared sigma of the pixel likelihood, learned with the rest (sigma-VAE).
             self.log_scale = self.add_weight(
                 shape=(),
@@ -306,7 +306,7 @@ class DCIGN(backend_trainer(), keras.Model):
     def likelihood_scale(self):
         """The Gaussian's sigma as the objective takes it: a number, `"analytic"`, or the
         soft-clipped learned log sigma (a tensor)."""
-        if self.gaussian_scale == "learned":
+        if self.reconstruction == "gaussian" and self.gaussian_scale == "learned":
             return soft_clip_log_scale(self.log_scale)
         return self.gaussian_scale
 

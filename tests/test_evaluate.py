@@ -40,7 +40,8 @@ def _check_schema(metrics):
         assert -1 <= stats["pearson"] <= 1 and -1 <= stats["spearman"] <= 1
         assert math.isfinite(stats["r2"])
         errors = metrics["rerender"][factor]
-        assert {"mse", "ssim", "reconstruction_mse", "input_baseline_mse"} <= set(errors)
+        assert {"mse", "ssim", "reconstruction_mse", "reconstruction_ssim"} <= set(errors)
+        assert -1 <= errors["reconstruction_ssim"] <= 1 and errors["input_baseline_mse"] >= 0
         assert all(math.isfinite(v) and v >= -1 for v in errors.values())
         assert errors["input_baseline_mse"] > 0  # source and target pictures differ
     assert 0 <= metrics["identity_auc"] <= 1

@@ -120,15 +120,57 @@ def test_resume_keeps_the_runs_own_recipe(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
     tiny = dict(image_size=32, feature_maps=8, cache_batches=3, batch_size=6, progress=False)
     run = tmp_path / "run"
-    assert RECIPES["faces_64"]["kl_weight"] != 1.0
-    train(run, steps=2, checkpoint_every=2, kl_weight=1.0, **tiny)
+    assert RECIPES["faces_64"]["kl_weight"] != 0.75
+    train(run, steps=2, checkpoint_every=2, kl_weight=0.75, **tiny)
 
-    with pytest.raises(ValueError, match=r"kl_weight=0\.25 does not match .*kl_weight=1\.0"):
+    with pytest.raises(ValueError, match=r"kl_weight=0\.25 does not match .*kl_weight=0\.75"):
         train(run, resume=True, steps=4, kl_weight=0.25, **tiny)
     with pytest.raises(ValueError, match=r"seed=1 does not match .*seed=0"):
         train(run, resume=True, steps=4, seed=1, **tiny)
     # Without the flag, the run continues with its own KL weight, not the recipe's default.
     result = train(run, resume=True, steps=4, checkpoint_every=2, **tiny)
     metadata = json.loads((result.preset_dir / "metadata.json").read_text())
-    assert metadata["steps"] == 4 and metadata["recipe"]["kl_weight"] == 1.0
+    assert metadata["steps"] == 4 and metadata["recipe"]["kl_weight"] == 0.75
     assert json.loads((run / "recipe.json").read_text())["steps"] == 4
+
+
+def test_a_run_from_before_the_architecture_setting_resumes_as_the_paper_network(
+    tmp_path, monkeypatch
+):
+    from keras_dcign import from_preset
+    from keras_dcign.train import LEGACY_SETTINGS, RECIPES, train
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    tiny = dict(image_size=32, feature_maps=8, cache_batches=3, batch_size=6, progress=False)
+    run = tmp_path / "run"
+    train(
+        run,
+        steps=2,
+        checkpoint_every=2,
+        architecture="paper",
+        reconstruction="bernoulli",
+        gaussian_scale=0.1,
+        **tiny,
+    )
+    saved = json.loads((run / "recipe.json").read_text())
+    for key in LEGACY_SETTINGS:
+        del saved[key]
+    (run / "recipe.json").write_text(json.dumps(saved))
+    assert RECIPES["faces_64"]["architecture"] != "paper"
+    result = train(run, resume=True, steps=4, checkpoint_every=2, **tiny)
+    model = from_preset(result.preset_dir)
+    assert model.architecture == "paper" and model.reconstruction == "bernoulli"
+
+
+def test_pretrain_steps_train_the_first_batches_as_a_plain_vae():
+    import numpy as np
+
+    from keras_dcign.train import _cycle
+
+    images = np.zeros((5, 2, 4, 4, 1), "uint8")
+    groups = np.repeat(np.arange(5, dtype="int32")[:, None] % 3, 2, axis=1)
+    first = [g for _, g in (next(s) for s in [_cycle(images, groups, 0, 3)(k) for k in range(6)])]
+    assert [int(g[0]) for g in first[:3]] == [-1, -1, -1]
+    assert all(int(g[0]) >= 0 for g in first[3:])
+    plain = [int(next(_cycle(images, groups, 0)(k))[1][0]) for k in range(6)]
+    assert [int(g[0]) for g in first[3:]] == plain[3:]
