@@ -101,6 +101,7 @@ def fetch(source, dest=None, sha256=None, progress=True):
         name = source.rsplit("/", 1)[-1].split("?")[0] or "download"
         folder = Path(dest) if dest else cache_dir("files")
         folder.mkdir(parents=True, exist_ok=True)
+        _check_not_foreign_file(folder / name, sha256)
         return download([source], folder / name, sha256=sha256, progress=progress)
     from keras_dcign.torch7 import fetch_dataset, registry_datasets
 
@@ -110,15 +111,29 @@ def fetch(source, dest=None, sha256=None, progress=True):
     folder = resolve_preset(source, progress=progress)
     if dest is None:
         return folder
+    from keras_dcign.files import check_distinct, check_output_folder, install_folder
+
     target = Path(dest)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    shutil.rmtree(staging)
-    shutil.copytree(folder, staging)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
-    return target
+    check_distinct([target], [folder], replaced=True)
+    check_output_folder(target)
+    target.absolute().parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.absolute().parent))
+    try:
+        shutil.copytree(folder, staging, dirs_exist_ok=True)
+        return install_folder(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_not_foreign_file(path, sha256):
+    """Refuses to replace a file of the same name that is not the one being downloaded."""
+    from keras_dcign.download import sha256_of
+
+    if path.exists() and not (path.is_file() and sha256_of(path) == sha256.strip().lower()):
+        raise ValueError(
+            f"{path} already exists and is not the file being downloaded; nothing was changed. "
+            "Expected a folder without a file of that name."
+        )
 
 
 def from_preset(preset, progress=True, **overrides):
@@ -136,23 +151,47 @@ def from_preset(preset, progress=True, **overrides):
     >>> model = keras_dcign.from_preset("faces_basel")
     >>> relit = model.rerender(images, light="left")
     """
-    from keras_dcign.calibration import Calibration
     from keras_dcign.model import DCIGN
 
     folder = resolve_preset(preset, progress=progress)
-    config = json.loads((folder / CONFIG_FILE).read_text())
+    config = read_config(folder)
+    changed = {k: v for k, v in overrides.items() if config.get(k, v) != v}
     config.update(overrides)
-    calibration_path = folder / CALIBRATION_FILE
-    if calibration_path.exists():
-        config["calibration"] = Calibration.load(calibration_path).get_config()
+    calibration = load_calibration(folder)
+    if calibration is not None:
+        config["calibration"] = calibration.get_config()
     model = DCIGN.from_config(config)
     try:
         model.load_weights(folder / WEIGHTS_FILE)
     except Exception as error:  # h5py and Keras raise many types for a damaged file
+        if changed:
+            key = next(iter(changed))
+            raise ValueError(
+                f"from_preset({key}={changed[key]!r}) does not fit the weights of {folder}, "
+                f"which has {key}={read_config(folder)[key]!r}; expected only settings that "
+                "leave the weights' shapes alone."
+            ) from error
         raise ValueError(
             f"Corrupt weights file {folder / WEIGHTS_FILE}: {str(error).splitlines()[0]}"
         ) from error
     return model
+
+
+def load_calibration(folder):
+    """A preset folder's validated `Calibration`, or None when it has none (a Torch7 import)."""
+    from keras_dcign.calibration import Calibration
+
+    path = Path(folder) / CALIBRATION_FILE
+    return Calibration.load(path) if path.exists() else None
+
+
+def read_config(folder):
+    """A preset folder's `config.json`, validated: a JSON object naming the model's size."""
+    from keras_dcign.files import read_json_object
+
+    return read_json_object(
+        Path(folder) / CONFIG_FILE, required=("image_size",), what="preset config"
+    )
 
 
 def save_to_preset(model, preset_dir, metadata=None, card=None, float16=False):
@@ -160,7 +199,8 @@ def save_to_preset(model, preset_dir, metadata=None, card=None, float16=False):
 
     Args:
         model: a `DCIGN`.
-        preset_dir: the folder to write; replaced if it exists.
+        preset_dir: the folder to write: new, empty, or a preset this package
+            wrote (which is replaced); any other folder is refused.
         metadata: extra entries for `metadata.json` (training recipe, metrics).
         card: the model card's markdown text (`README.md`).
         float16: store weights as float16 (half the size; loads as float32).
@@ -168,9 +208,14 @@ def save_to_preset(model, preset_dir, metadata=None, card=None, float16=False):
     Returns:
         The preset folder's `Path`.
     """
+    from keras_dcign.files import check_output_folder, install_folder
+
     preset_dir = Path(preset_dir)
-    preset_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{preset_dir.name}.", dir=preset_dir.parent))
+    check_output_folder(preset_dir)
+    preset_dir.absolute().parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{preset_dir.name}.", dir=preset_dir.absolute().parent)
+    )
     staging.chmod(0o755)  # mkdtemp makes it private; a preset is meant to be shared
     try:
         config = model.get_config()
@@ -202,9 +247,7 @@ def save_to_preset(model, preset_dir, metadata=None, card=None, float16=False):
         (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, default=_jsonable))
         if card is not None:
             (staging / CARD_FILE).write_text(card)
-        if preset_dir.exists():
-            shutil.rmtree(preset_dir)
-        os.replace(staging, preset_dir)
+        install_folder(staging, preset_dir)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
@@ -256,11 +299,16 @@ def _fetch_archive(urls, sha256, name, progress):
     if (folder / "preset" / CONFIG_FILE).exists():
         return _check_folder(folder / "preset")
     archive = download(urls, folder / "preset.archive", sha256=sha256, progress=progress)
-    extracted = extract_archive(archive, folder / "preset")
-    inner = [p for p in extracted.iterdir() if p.is_dir()]
-    if not (extracted / CONFIG_FILE).exists() and len(inner) == 1:
-        return _check_folder(inner[0])
-    return _check_folder(extracted)
+    try:
+        extracted = extract_archive(archive, folder / "preset")
+        inner = [p for p in extracted.iterdir() if p.is_dir()]
+        if not (extracted / CONFIG_FILE).exists() and len(inner) == 1:
+            return _check_folder(inner[0])
+        return _check_folder(extracted)
+    except (ValueError, OSError):
+        # A rejected archive must not stay in the cache, where it would be taken next time.
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _from_hub(source):

@@ -173,7 +173,18 @@ def read_parameters(path):
         raise ValueError(f"{path} does not exist; expected a zip, a folder or {PARAMETERS_FILE}.")
     elif zipfile.is_zipfile(path):
         return _read_zipped_parameters(path)
+    elif _looks_like_zip(path):
+        raise ValueError(
+            f"{path} is a damaged zip archive (it has no readable table of contents); "
+            "expected the complete release zip."
+        )
     return _read_t7_vector(path), {"file": str(path), "sha256": sha256_of(path)}
+
+
+def _looks_like_zip(path):
+    """Whether a file that `zipfile` cannot open was meant to be a zip (by name or header)."""
+    with open(path, "rb") as handle:
+        return path.suffix.lower() == ".zip" or handle.read(4) == b"PK\x03\x04"
 
 
 def _read_zipped_parameters(archive):
@@ -285,7 +296,8 @@ def import_torch7(path, out=None, latents=None, feature_maps=None):
     Args:
         path: the release zip (`dcign_sample_trained.zip`), its unzipped
             folder, or its `parameters.t7`.
-        out: the preset folder to write (replaced if it exists); default
+        out: the preset folder to write: new, empty, or a preset this package
+            wrote (replaced); any other folder is refused before reading. Default
             `$KERAS_HOME/keras_dcign/presets/torch7-<sha256 prefix>`.
         latents: the code size, only needed when the vector's length fits
             several layouts (the release: 200).
@@ -301,8 +313,13 @@ def import_torch7(path, out=None, latents=None, feature_maps=None):
     >>> faces = model.decode(np.zeros((1, 200), "float32"))
     """
     from keras_dcign.download import cache_dir, sha256_of
+    from keras_dcign.files import check_distinct, check_output_folder
 
     path = Path(path)
+    if out is not None:
+        # Checked before the (slow) read, and again when the preset is written.
+        check_distinct([out], [path], replaced=True)
+        check_output_folder(out)
     vector, info = read_parameters(path)
     layout = infer_layout(len(vector), latents, feature_maps, source=info["file"])
     provenance = {
@@ -313,17 +330,7 @@ def import_torch7(path, out=None, latents=None, feature_maps=None):
     }
     if out is None:
         out = cache_dir("presets", f"torch7-{info['sha256'][:16]}")
-    out = Path(out)
-    # The preset replaces `out`: never a folder of something else.
-    if out.exists() and not (out.is_dir() and _empty_or_preset(out)):
-        raise ValueError(f"{out} exists and is not a preset folder; expected a new or empty one.")
-    return _write_preset(vector, layout, out, provenance)
-
-
-def _empty_or_preset(folder):
-    from keras_dcign.presets import CONFIG_FILE
-
-    return not any(folder.iterdir()) or (folder / CONFIG_FILE).is_file()
+    return _write_preset(vector, layout, Path(out), provenance)
 
 
 def _write_preset(vector, layout, out, provenance, name=None):
@@ -498,10 +505,13 @@ def fetch_dataset(name, entry, dest=None, progress=True):
                 f"{url} no longer serves the DC-IGN dataset (its zip holds no th_*_VARIED "
                 f"folders); {_DATASET_HINT}"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.absolute().parent.mkdir(parents=True, exist_ok=True)
+        # An empty `dest` (perhaps the current folder) is filled, never removed.
         if target.exists():
-            target.rmdir()
-        shutil.move(str(root), str(target))
+            for entry in root.iterdir():
+                shutil.move(str(entry), str(target / entry.name))
+        else:
+            shutil.move(str(root), str(target))
         record = {
             "name": name,
             "source": url,

@@ -307,7 +307,7 @@ def test_ambiguous_sources_and_foreign_out_folders_are_refused(release, tmp_path
         torch7.read_parameters(tmp_path / "networks")
     (tmp_path / "documents").mkdir()
     (tmp_path / "documents" / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="exists and is not a preset folder"):
+    with pytest.raises(ValueError, match="is not empty and is not a preset folder"):
         torch7.import_torch7(release["folder"], out=tmp_path / "documents")
     assert (tmp_path / "documents" / "notes.txt").read_text() == "keep me"
 
