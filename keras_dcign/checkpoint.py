@@ -2,18 +2,25 @@
 
 Each checkpoint is written into a temporary folder that is renamed into
 place, then the `latest` pointer is replaced atomically; a run killed at any
-moment leaves the previous checkpoint intact.
+moment leaves the previous checkpoint intact. Resuming takes the newest
+intact checkpoint, whatever `latest` says, and removes what a killed save
+left half-written.
 """
 
-import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from keras_dcign.files import read_json_object
+
 LATEST = "latest"
+STATE_FILE = "state.json"
+WEIGHTS_FILE = "model.weights.h5"
+OPTIMIZER_FILE = "optimizer.npz"
 
 
 def save_checkpoint(model, run_dir, step, keep=2):
@@ -21,18 +28,21 @@ def save_checkpoint(model, run_dir, step, keep=2):
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
+    remove_partial_checkpoints(run_dir)
     staging = root / f".step-{step:08d}.tmp"
-    if staging.exists():
-        shutil.rmtree(staging)
     staging.mkdir()
-    model.save_weights(staging / "model.weights.h5")
-    store = {}
-    model.optimizer.save_own_variables(store)
-    np.savez(staging / "optimizer.npz", **{str(k): np.asarray(v) for k, v in store.items()})
-    (staging / "state.json").write_text(json.dumps({"step": int(step)}))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(staging, final)
+    try:
+        model.save_weights(staging / WEIGHTS_FILE)
+        store = {}
+        model.optimizer.save_own_variables(store)
+        np.savez(staging / OPTIMIZER_FILE, **{str(k): np.asarray(v) for k, v in store.items()})
+        (staging / STATE_FILE).write_text(f'{{"step": {int(step)}}}')
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    finally:
+        # Ctrl-C in the middle of a save must not leave a half-written folder behind.
+        shutil.rmtree(staging, ignore_errors=True)
     pointer = root / f".{LATEST}.tmp"
     pointer.write_text(final.name)
     os.replace(pointer, root / LATEST)
@@ -41,32 +51,86 @@ def save_checkpoint(model, run_dir, step, keep=2):
     return final
 
 
+def remove_partial_checkpoints(run_dir):
+    """Deletes the half-written `.step-N.tmp` folders a killed save left in a run."""
+    for partial in (Path(run_dir) / "checkpoints").glob(".step-*.tmp"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def latest_checkpoint(run_dir):
-    """The newest complete checkpoint folder of a run, or None."""
-    pointer = Path(run_dir) / "checkpoints" / LATEST
-    if not pointer.exists():
-        return None
-    folder = pointer.parent / pointer.read_text().strip()
-    return folder if (folder / "state.json").exists() else None
+    """The newest intact checkpoint folder of a run, or None.
+
+    `latest` names the last one written, but a folder it names may have been
+    deleted or damaged since; then the newest intact earlier one is taken.
+    """
+    root = Path(run_dir) / "checkpoints"
+    candidates = sorted(root.glob("step-*"), reverse=True)
+    return next((folder for folder in candidates if checkpoint_problem(folder) is None), None)
+
+
+def resume_point(run_dir):
+    """The checkpoint a resumed run continues from: the newest intact one.
+
+    Raises:
+        ValueError: the run folder has no checkpoint, or none is intact (the
+            message names the newest and what is wrong with it).
+    """
+    remove_partial_checkpoints(run_dir)
+    found = latest_checkpoint(run_dir)
+    if found is not None:
+        return found
+    damaged = sorted((Path(run_dir) / "checkpoints").glob("step-*"), reverse=True)
+    if not damaged:
+        raise ValueError(
+            f"Cannot resume: {run_dir} holds no checkpoint; leave out --resume to start a new run."
+        )
+    raise ValueError(
+        f"Cannot resume: no intact checkpoint in {run_dir}; the newest, {damaged[0].name}, "
+        f"is damaged ({checkpoint_problem(damaged[0])})."
+    )
+
+
+def checkpoint_problem(folder):
+    """What makes a checkpoint folder unusable, or None when it is intact."""
+    import h5py
+
+    weights = Path(folder) / WEIGHTS_FILE
+    if not (weights.is_file() and h5py.is_hdf5(weights)):
+        return f"{WEIGHTS_FILE} is missing or not an HDF5 file"
+    if not zipfile.is_zipfile(Path(folder) / OPTIMIZER_FILE):
+        return f"{OPTIMIZER_FILE} is missing or not a NumPy .npz archive"
+    try:
+        checkpoint_step(folder)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def checkpoint_step(folder):
-    """The step a checkpoint folder was written at."""
-    return int(json.loads((Path(folder) / "state.json").read_text())["step"])
+    """The step a checkpoint folder was written at (from its validated `state.json`)."""
+    path = Path(folder) / STATE_FILE
+    step = read_json_object(path, required=("step",), what="checkpoint state")["step"]
+    if not isinstance(step, int) or step < 0:
+        raise ValueError(f"Checkpoint state {path} has step {step!r}; expected an integer >= 0.")
+    return step
 
 
 def restore_checkpoint(model, folder):
     """Loads weights and optimizer state into a compiled model; returns the step."""
     folder = Path(folder)
+    problem = checkpoint_problem(folder)
+    if problem:
+        raise ValueError(f"Checkpoint {folder} cannot be restored: {problem}.")
     try:
         model.optimizer.build(model.trainable_variables)
-        model.load_weights(folder / "model.weights.h5")
-        with np.load(folder / "optimizer.npz") as data:
+        model.load_weights(folder / WEIGHTS_FILE)
+        with np.load(folder / OPTIMIZER_FILE, allow_pickle=False) as data:
             store = {key: data[key] for key in data.files}
         model.optimizer.load_own_variables(store)
-        return int(json.loads((folder / "state.json").read_text())["step"])
-    except (OSError, KeyError, ValueError) as error:
-        raise ValueError(f"Checkpoint {folder} cannot be restored: {error}") from error
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"Checkpoint {folder} cannot be restored: {reason}") from None
+    return checkpoint_step(folder)
 
 
 class CheckpointEvery(keras.callbacks.Callback):

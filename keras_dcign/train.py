@@ -64,13 +64,15 @@ LEGACY_SETTINGS = {
 
 @dataclasses.dataclass
 class TrainResult:
-    """What `train` produced: the preset folder, steps run and wall time."""
+    """What `train` produced: the preset folder, steps run this time, wall time, and the
+    checkpoint step a resumed run continued from (0 for a new run)."""
 
     preset_dir: Path
     run_dir: Path
     steps: int
     seconds: float
     history: dict
+    resumed_from: int = 0
 
 
 def recipe(config="faces_64", **overrides):
@@ -118,7 +120,8 @@ def train(
             to `out/preset`.
         dataset: `"faces"` (the package's generated faces).
         config: a recipe name from `RECIPES`.
-        resume: continue from the run folder's last checkpoint.
+        resume: continue from the run folder's newest intact checkpoint
+            (refused when it has none).
         data_dir: train on a dataset in the reference layout instead of
             generated faces.
         seed: seed of data order, initialisation and sampling.
@@ -147,7 +150,9 @@ def train(
         checkpoint_step,
         latest_checkpoint,
         restore_checkpoint,
+        resume_point,
     )
+    from keras_dcign.files import check_distinct, check_output_folder
     from keras_dcign.model import DCIGN
     from keras_dcign.rendering import _atomic_write
 
@@ -156,7 +161,9 @@ def train(
     settings = recipe(config, **overrides)
     run_dir = Path(out)
     _check_writable(run_dir)
-    existing = latest_checkpoint(run_dir)
+    check_output_folder(run_dir, ours=_is_run_folder, what="a training run")
+    check_distinct([run_dir], [data_dir] if data_dir else [], replaced=True)
+    existing = resume_point(run_dir) if resume else latest_checkpoint(run_dir)
     if existing is not None and not resume:
         raise ValueError(
             f"{run_dir} already holds a training run; pass --resume to continue it or choose "
@@ -186,6 +193,7 @@ def train(
     )
     model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
     start = restore_checkpoint(model, existing) if (resume and existing is not None) else 0
+    run_dir.mkdir(parents=True, exist_ok=True)
     # Written whole or not at all: a resumed run reads it back.
     recipe_json = json.dumps(dict(settings, config=config, seed=seed)).encode()
     _atomic_write(run_dir / "recipe.json", lambda handle: handle.write(recipe_json))
@@ -235,7 +243,7 @@ def train(
     preset_dir = model.save_to_preset(
         run_dir / "preset", metadata=metadata, card=model_card(config, metadata), float16=True
     )
-    return TrainResult(preset_dir, run_dir, done, seconds, history)
+    return TrainResult(preset_dir, run_dir, done - start, seconds, history, start)
 
 
 def _resumed_recipe(run_dir, config, seed, overrides, settings):
@@ -247,7 +255,9 @@ def _resumed_recipe(run_dir, config, seed, overrides, settings):
     path = run_dir / "recipe.json"
     if not path.exists():
         return settings
-    saved = json.loads(path.read_text())
+    from keras_dcign.files import read_json_object
+
+    saved = read_json_object(path, what="run recipe")
     for key, value in (("config", config), ("seed", seed)):
         if key in saved and saved[key] != value:
             raise ValueError(
@@ -394,13 +404,19 @@ def describe_machine():
 
 
 def _check_writable(run_dir):
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(f"Output folder {run_dir} is not writable: {error.strerror}.") from error
+    """Checks the run folder can be made, without making it: a failed run leaves no folder."""
+    nearest = run_dir.absolute()
+    while not nearest.exists():
+        nearest = nearest.parent
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"Output folder {run_dir} is not writable: {nearest} is not a writable folder."
+        )
+
+
+def _is_run_folder(folder):
+    """Whether `folder` holds a training run (its checkpoints or its recipe)."""
+    return (folder / "checkpoints").is_dir() or (folder / "recipe.json").is_file()
 
 
 def _batch_source(settings, data_dir, seed, workers, progress, chunk):
