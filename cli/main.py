@@ -21,13 +21,17 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except click.exceptions.Exit:
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
             # Click's normal exit (after --help, for one) is a RuntimeError too.
             raise
-        except (ValueError, OSError, RuntimeError) as error:
+        except Exception as error:
             if ctx.params.get("debug"):
                 raise
-            message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            text = str(error).strip()
+            message = text.splitlines()[0] if text else type(error).__name__
+            if not isinstance(error, (ValueError, OSError, RuntimeError)):
+                # Not one of the library's own errors: say what kind it is.
+                message = f"{type(error).__name__}: {message}"
             raise click.ClickException(message) from None
 
 
@@ -176,10 +180,13 @@ def train(config, out, command_backend, **options):
 
     command = "dcign " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dcign") else None
     result = run(out=out or os.path.join("runs", config), config=config, command=command, **options)
-    click.echo(
-        f"Trained {result.steps} steps in {result.seconds:.0f} s; preset written to "
-        f"{result.preset_dir}"
+    resumed = (
+        f"Resumed from step {result.resumed_from}; trained {result.steps} more steps "
+        f"(to step {result.resumed_from + result.steps})"
+        if result.resumed_from
+        else f"Trained {result.steps} steps"
     )
+    click.echo(f"{resumed} in {result.seconds:.0f} s; preset written to {result.preset_dir}")
 
 
 @cli.command()
@@ -219,20 +226,24 @@ FACTOR_HELP = "degrees or {names}"
 )
 def render(input_path, light, azimuth, elevation, preset, out, compare, crop):
     """Re-render INPUT with a new light, azimuth or elevation."""
-    from keras_dcign.presets import from_preset
-    from keras_dcign.rendering import check_readable, parse_factor, rerender_file
+    from keras_dcign.presets import from_preset, load_calibration, resolve_preset
+    from keras_dcign.rendering import (
+        check_factors,
+        parse_factor,
+        read_image,
+        rerender_file,
+        rerender_outputs,
+    )
 
-    check_readable(input_path)
-    model = from_preset(preset)
+    values = {"light": light, "azimuth": azimuth, "elevation": elevation}
+    changes = {k: parse_factor(v) for k, v in values.items() if v is not None}
+    # Every argument is checked before the model loads (seconds), and the input read once.
+    outputs = rerender_outputs(input_path, changes, out, compare)
+    image = read_image(input_path)
+    folder = resolve_preset(preset)
+    check_factors(load_calibration(folder), changes)
     written = rerender_file(
-        model,
-        input_path,
-        out=out,
-        compare=compare,
-        crop=crop,
-        light=parse_factor(light),
-        azimuth=parse_factor(azimuth),
-        elevation=parse_factor(elevation),
+        from_preset(folder), input_path, outputs[0], compare, crop, image=image, **changes
     )
     for path in written:
         click.echo(str(path))
@@ -247,11 +258,15 @@ def render(input_path, light, azimuth, elevation, preset, out, compare, crop):
 @click.option("--crop", type=click.Choice(["center", "auto", "none"]), default="center")
 def traverse(input_path, factor, frames, preset, out, crop):
     """Sweep one factor over its calibrated range: an animated GIF and a PNG grid."""
-    from keras_dcign.presets import from_preset
-    from keras_dcign.rendering import check_readable, traverse_file
+    from keras_dcign.presets import from_preset, load_calibration, resolve_preset
+    from keras_dcign.rendering import check_traversal, read_image, traverse_file, traverse_outputs
 
-    check_readable(input_path)
-    gif, grid = traverse_file(from_preset(preset), input_path, factor, frames, out, crop)
+    gif, _ = traverse_outputs(input_path, factor, out)
+    image = read_image(input_path)
+    folder = resolve_preset(preset)
+    check_traversal(load_calibration(folder), factor, frames)
+    model = from_preset(folder)
+    gif, grid = traverse_file(model, input_path, factor, frames, gif, crop, image=image)
     click.echo(f"{gif}\n{grid}")
 
 
@@ -282,13 +297,15 @@ def evaluate(preset, out, as_json, split, seed, quick, update_card):
 
     from keras_dcign.evaluation import QUICK, figures, report
     from keras_dcign.evaluation import evaluate as run
+    from keras_dcign.files import check_distinct
     from keras_dcign.presets import from_preset, resolve_preset
 
     folder = resolve_preset(preset)
-    model = from_preset(folder)
     # A run's folder holds its preset in `preset/`: name it after the run.
     name = folder.name if folder.name != "preset" else folder.parent.name
     out = Path(out) if out else Path("evaluation") / name
+    check_distinct([out], [folder])
+    model = from_preset(folder)
     out.mkdir(parents=True, exist_ok=True)
     metrics = run(model, split=split, seed=seed, **(QUICK if quick else {}))
     report.save_metrics(metrics, out / report.METRICS_FILE)

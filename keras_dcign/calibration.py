@@ -7,8 +7,14 @@ degrees, and names such as `light="left"` resolve to the end of the range.
 """
 
 import json
+import numbers
 
 import numpy as np
+
+# Below this R² on held-out sweeps a factor's latent does not carry the angle: setting it would
+# return the reconstruction unchanged, so the command line refuses such a factor.
+MIN_R2 = 0.25
+ENTRY_KEYS = ("unit", "slope", "intercept", "range")
 
 # Named directions, in the renderer's sign convention: positive azimuth turns the face to the
 # viewer's right, positive light azimuth lights it from the viewer's right, positive elevation
@@ -46,6 +52,11 @@ class Calibration:
         """Degrees for a number or a named direction, checked against the range."""
         entry = self._entry(factor)
         low, high = entry["range"]
+        if value is None:
+            raise ValueError(
+                f"{factor}=None is not a value; expected a number of degrees or one of "
+                f"{list(DIRECTIONS.get(factor, {}))}."
+            )
         if isinstance(value, str):
             names = DIRECTIONS.get(factor, {})
             if value not in names:
@@ -94,10 +105,48 @@ class Calibration:
         with open(path, "w") as handle:
             json.dump(self.get_config(), handle, indent=2)
 
+    def check_readable(self, factor):
+        """Refuses a factor whose latent does not carry the angle (R² below `MIN_R2`)."""
+        r2 = self._entry(factor).get("r2")
+        if r2 is not None and r2 < MIN_R2:
+            raise ValueError(
+                f"This preset cannot set {factor}: its calibration reads {factor} with "
+                f"R² {r2:.2f} (expected at least {MIN_R2}), so the re-render would not change it."
+            )
+
     @classmethod
     def load(cls, path):
-        with open(path) as handle:
-            return cls.from_config(json.load(handle))
+        """Reads and validates a `calibration.json`; errors name the file and the bad entry."""
+        from keras_dcign.files import read_json_object
+
+        config = read_json_object(path, required=("factors",), what="calibration")
+        factors = config["factors"]
+        if not isinstance(factors, dict):
+            raise ValueError(f"Calibration {path}: 'factors' is not a JSON object.")
+        for factor, entry in factors.items():
+            problem = _entry_problem(factor, entry)
+            if problem:
+                raise ValueError(f"Calibration {path}: {problem}.")
+        return cls.from_config(config)
+
+
+def _entry_problem(factor, entry):
+    """What is wrong with one factor's calibration entry, or None."""
+    if factor not in DIRECTIONS:
+        return f"unknown factor {factor!r}; expected some of {list(DIRECTIONS)}"
+    if not isinstance(entry, dict):
+        return f"{factor!r} is not a JSON object"
+    for key in ENTRY_KEYS:
+        if key not in entry:
+            return f"{factor!r} has no {key!r} entry"
+    numbers_ = [entry["slope"], entry["intercept"], *np.ravel(entry["range"])]
+    if not all(isinstance(v, numbers.Real) and np.isfinite(v) for v in numbers_):
+        return f"{factor!r} has a slope, intercept or range that is not a finite number"
+    if entry["slope"] == 0 or len(entry["range"]) != 2 or entry["range"][0] >= entry["range"][1]:
+        return f"{factor!r} needs a non-zero slope and a range [low, high] with low < high"
+    if not isinstance(entry["unit"], int) or entry["unit"] < 0:
+        return f"{factor!r} has unit {entry['unit']!r}; expected an integer >= 0"
+    return None
 
 
 UNIT_SELECTIONS = ("group", "variance")

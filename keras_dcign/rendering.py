@@ -1,5 +1,10 @@
-"""Re-rendering image files: read any PNG/JPEG, change pose or light, write the result."""
+"""Re-rendering image files: read any image Pillow opens, change pose or light, write the result.
 
+Every command reads its input image once (`read_image`, so a pipe such as `/dev/stdin` works)
+and checks its arguments and output paths before the model is loaded.
+"""
+
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -8,53 +13,138 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 FACTORS = ("azimuth", "elevation", "light")
+# The gray weights of the reference data (gray = 0.21 R + 0.72 G + 0.07 B).
+GRAY_WEIGHTS = np.array([0.21, 0.72, 0.07], dtype="float32")
+# An input smaller than the smallest model is noise once upscaled: refuse it rather than guess.
+MIN_SIDE = 16
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def read_image(path):
+    """Reads an image file once as float32 `(H, W, C)` in [0, 1], C = 1 (gray) or 3 (colour).
+
+    Every mode Pillow opens is mapped by its own range: 1- and 8-bit modes
+    over 255, 16-bit gray (`I;16*`, and `I` within 0..65535) over 65535,
+    float (`F`) only when it already lies in [0, 1]. Alpha is dropped.
+
+    Args:
+        path: an image file (PNG, JPEG, TIFF, ...) or a pipe such as `/dev/stdin`.
+
+    Raises:
+        ValueError: the file is missing or unreadable, too large for Pillow's
+            decompression-bomb limit, in a mode that cannot be mapped to
+            [0, 1], holds NaN, or is smaller than `MIN_SIDE` pixels.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"Input image {path} does not exist.") from None
+    except OSError as error:
+        raise ValueError(f"Cannot read image {path}: {error.strerror or error}.") from None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            pixels = _to_unit_range(path, image)
+    except Image.DecompressionBombError:
+        raise ValueError(
+            f"Image {path} is too large: more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
+            "(Pillow's decompression-bomb limit); expected a photograph-sized image."
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise ValueError(
+            f"Cannot read image {path}: expected an image file such as PNG or JPEG."
+        ) from None
+    height, width = pixels.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ValueError(
+            f"Image {path} is {width}×{height} pixels; expected at least {MIN_SIDE}×{MIN_SIDE}."
+        )
+    return pixels
+
+
+def _to_unit_range(path, image):
+    """The pixels of an opened image as float32 `(H, W, 1|3)` in [0, 1], by its mode's range."""
+    mode = image.mode
+    if mode in _SIXTEEN_BIT:
+        return (np.asarray(image, dtype="float32") / 65535.0)[..., None]
+    if mode in ("I", "F"):
+        values = np.asarray(image, dtype="float64")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"Image {path} holds NaN or infinite pixels; expected finite values.")
+        low, high = (0.0, 1.0) if mode == "F" else (0.0, 65535.0)
+        if values.min() < low or values.max() > high:
+            raise ValueError(
+                f"Image {path} (Pillow mode {mode}) holds values from {values.min():g} to "
+                f"{values.max():g}; expected {low:g} to {high:g}."
+            )
+        return (values / high).astype("float32")[..., None]
+    gray = mode in ("1", "L", "LA", "La") or (mode in ("P", "PA") and _gray_palette(image))
+    try:
+        converted = image.convert("L" if gray else "RGB")
+    except ValueError:
+        raise ValueError(
+            f"Image {path} has Pillow mode {mode!r}, which cannot be mapped to gray or RGB."
+        ) from None
+    pixels = np.asarray(converted, dtype="float32") / 255.0
+    return pixels[..., None] if gray else pixels
+
+
+def _gray_palette(image):
+    colours = np.asarray(image.getpalette() or [], dtype="int32").reshape(-1, 3)
+    return bool(np.all(colours == colours[:, :1]))
 
 
 def load_image(path, image_size, channels=1, crop="center"):
     """Reads an image file as float32 `(image_size, image_size, channels)` in [0, 1].
 
     Args:
-        path: a PNG or JPEG (any size and mode; RGB is converted to gray
+        path: an image file (see `read_image`; RGB is converted to gray
             with 0.21 R + 0.72 G + 0.07 B, the weights of the reference data).
+        image_size: the model's input side.
+        channels: 1 or 3.
+        crop: as for `to_model_input`.
+    """
+    return to_model_input(read_image(path), image_size, channels, crop)
+
+
+def to_model_input(pixels, image_size, channels=1, crop="center"):
+    """Crops and resizes pixels from `read_image` to a model's input.
+
+    Args:
+        pixels: float32 `(H, W, 1|3)` in [0, 1].
         image_size: the model's input side.
         channels: 1 or 3.
         crop: `"center"` (largest centred square), `"auto"` (find the face
             with OpenCV's frontal-face detector, falling back to the centre
             with a warning) or `"none"` (resize the whole image).
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            rgb = image.convert("RGB")
-    except FileNotFoundError as error:
-        raise ValueError(f"Input image {path} does not exist.") from error
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"Cannot read image {path}: expected a PNG or JPEG file.") from error
-    if crop == "auto":
-        rgb = rgb.crop(_face_box(rgb) or _centre_box(rgb))
-    elif crop == "center":
-        rgb = rgb.crop(_centre_box(rgb))
-    elif crop != "none":
+    if crop not in ("center", "auto", "none"):
         raise ValueError(f"crop={crop!r} is not supported; expected 'center', 'auto' or 'none'.")
-    rgb = rgb.resize((image_size, image_size), Image.Resampling.LANCZOS)
-    pixels = np.asarray(rgb, dtype="float32") / 255.0
+    planes = [
+        Image.fromarray(np.ascontiguousarray(plane, dtype="float32"))
+        for plane in np.moveaxis(pixels, -1, 0)
+    ]
+    if crop != "none":
+        box = None
+        if crop == "auto":
+            box = _face_box(Image.fromarray(np.round(_gray(pixels) * 255).astype("uint8")))
+        box = box or _centre_box(planes[0])
+        planes = [plane.crop(box) for plane in planes]
+    size = (image_size, image_size)
+    resized = np.stack(
+        [np.asarray(p.resize(size, Image.Resampling.LANCZOS)) for p in planes], axis=-1
+    )
     if channels == 1:
-        pixels = pixels @ np.array([0.21, 0.72, 0.07], dtype="float32")
-        pixels = pixels[..., None]
-    return np.clip(pixels, 0.0, 1.0)
+        resized = _gray(resized)
+    elif resized.shape[-1] == 1:
+        resized = np.repeat(resized, channels, axis=-1)
+    return np.clip(resized, 0.0, 1.0).astype("float32")
 
 
-def check_readable(path):
-    """Fails early, with a one-line message, when an input image is missing or unreadable."""
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except FileNotFoundError as error:
-        raise ValueError(f"Input image {path} does not exist.") from error
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"Cannot read image {path}: expected a PNG or JPEG file.") from error
+def _gray(pixels):
+    """`(H, W, 1)` gray from gray or RGB pixels."""
+    return pixels if pixels.shape[-1] == 1 else (pixels @ GRAY_WEIGHTS)[..., None]
 
 
 def _centre_box(image):
@@ -115,11 +205,17 @@ def _atomic_write(path, write):
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise ValueError(f"Output folder {folder} does not exist or is not writable.")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    except OSError as error:
+        raise ValueError(f"Cannot write {path}: {error.strerror or error}.") from None
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
         os.replace(temporary, path)
+    except OSError as error:
+        # Name the file the user asked for, not the temporary one beside it.
+        raise ValueError(f"Cannot write {path}: {error.strerror or error}.") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
@@ -135,7 +231,80 @@ def parse_factor(value):
         return value
 
 
-def rerender_file(model, input_path, out=None, compare=False, crop="center", **factors):
+def rerender_outputs(input_path, changes, out=None, compare=False):
+    """The paths a re-render writes, checked before any work is done.
+
+    Args:
+        input_path: the image read.
+        changes: `{factor: value}`, at least one.
+        out: the output path (default: `<input>_<changes>.png` beside it).
+        compare: also `<out>_compare.png`.
+
+    Returns:
+        The list of paths to write.
+
+    Raises:
+        ValueError: nothing to change, an unknown suffix, or an output that is an input.
+    """
+    from keras_dcign.files import check_distinct
+
+    if not changes:
+        raise ValueError(
+            "Nothing to change; expected at least one of --light, --azimuth, --elevation."
+        )
+    input_path = Path(input_path)
+    if out is None:
+        tag = "_".join(
+            f"{k}-{v:g}" if isinstance(v, float) else f"{k}-{v}" for k, v in changes.items()
+        )
+        out = input_path.with_name(f"{input_path.stem}_{tag}.png")
+    out = Path(out)
+    _format(out)
+    paths = [out] + ([out.with_name(f"{out.stem}_compare.png")] if compare else [])
+    check_distinct(paths, [input_path])
+    return paths
+
+
+def traverse_outputs(input_path, factor, out=None):
+    """The GIF and PNG grid a traversal writes, checked like `rerender_outputs`."""
+    from keras_dcign.files import check_distinct
+
+    input_path = Path(input_path)
+    gif = Path(out) if out else input_path.with_name(f"{input_path.stem}_{factor}_sweep.gif")
+    if gif.suffix.lower() != ".gif":
+        raise ValueError(f"Output {gif} has suffix {gif.suffix!r}; expected .gif.")
+    paths = [gif, gif.with_suffix(".png")]
+    check_distinct(paths, [input_path])
+    return paths
+
+
+def check_factors(calibration, changes):
+    """Checks factor values against a calibration (or its absence) before rendering.
+
+    Args:
+        calibration: a `Calibration`, or None for a model that takes latent values.
+        changes: `{factor: value}`: degrees, a direction name, or a latent value.
+
+    Raises:
+        ValueError: an unknown factor, a name or `None` for an uncalibrated
+            factor, a factor the calibration cannot read (low R²), or a value
+            outside the calibrated range.
+    """
+    for name, value in changes.items():
+        if name not in FACTORS:
+            raise ValueError(f"Unknown factor {name!r}; expected one of {FACTORS}.")
+        if calibration is None or name not in calibration:
+            if not isinstance(value, (int, float)):
+                raise ValueError(
+                    f"{name}={value!r}: this model has no calibration for {name}, so it takes a "
+                    "latent value (a number), not a direction name or degrees."
+                )
+            continue
+        calibration.check_readable(name)
+        calibration.degrees(name, value)
+
+
+def rerender_file(model, input_path, out=None, compare=False, crop="center", image=None, **factors):
     """Re-renders one image file with new factors and writes the result.
 
     Args:
@@ -145,7 +314,9 @@ def rerender_file(model, input_path, out=None, compare=False, crop="center", **f
             never the input itself).
         compare: also write `<out>_compare.png`: input, reconstruction and
             re-render side by side.
-        crop: as for `load_image`.
+        crop: as for `to_model_input`.
+        image: the pixels of `input_path` already read by `read_image`, so
+            a pipe is read once.
         **factors: `azimuth`, `elevation`, `light` in degrees or names.
 
     Returns:
@@ -153,53 +324,46 @@ def rerender_file(model, input_path, out=None, compare=False, crop="center", **f
     """
     from keras import ops
 
-    input_path = Path(input_path)
     changes = {k: v for k, v in factors.items() if v is not None}
-    if not changes:
-        raise ValueError(
-            "Nothing to change; expected at least one of --light, --azimuth, --elevation."
-        )
-    image = load_image(input_path, model.image_size, model.channels, crop)[None]
-    rendered = ops.convert_to_numpy(model.rerender(image, **changes))[0]
-    if out is None:
-        tag = "_".join(
-            f"{k}-{v:g}" if isinstance(v, float) else f"{k}-{v}" for k, v in changes.items()
-        )
-        out = input_path.with_name(f"{input_path.stem}_{tag}.png")
-    out = Path(out)
-    if out.resolve() == input_path.resolve():
-        raise ValueError(f"Output {out} is the input image; choose another --out.")
-    written = [save_image(rendered, out)]
+    paths = rerender_outputs(input_path, changes, out, compare)
+    check_factors(model.calibration, changes)
+    pixels = read_image(input_path) if image is None else image
+    batch = to_model_input(pixels, model.image_size, model.channels, crop)[None]
+    rendered = ops.convert_to_numpy(model.rerender(batch, **changes))[0]
+    written = [save_image(rendered, paths[0])]
     if compare:
-        reconstruction = ops.convert_to_numpy(model(image))[0]
-        strip = np.concatenate([image[0], reconstruction, rendered], axis=1)
-        written.append(save_image(strip, out.with_name(f"{out.stem}_compare.png")))
+        reconstruction = ops.convert_to_numpy(model(batch))[0]
+        strip = np.concatenate([batch[0], reconstruction, rendered], axis=1)
+        written.append(save_image(strip, paths[1]))
     return written
 
 
-def traverse_file(model, input_path, factor, frames=24, out=None, crop="center"):
+def traverse_file(model, input_path, factor, frames=24, out=None, crop="center", image=None):
     """Sweeps one factor over its calibrated range: an animated GIF and a PNG grid.
+
+    Args:
+        model: a calibrated `DCIGN`.
+        input_path: the image to read.
+        factor: `"azimuth"`, `"elevation"` or `"light"`.
+        frames: frames of the sweep (at least 2).
+        out: the GIF to write (default: `<input>_<factor>_sweep.gif`); the
+            grid goes beside it as `.png`.
+        crop: as for `to_model_input`.
+        image: the pixels of `input_path` already read by `read_image`.
 
     Returns:
         `(gif_path, grid_path)`.
     """
     from keras import ops
 
-    if factor not in FACTORS:
-        raise ValueError(f"factor={factor!r} is not supported; expected one of {FACTORS}.")
-    if frames < 2:
-        raise ValueError(f"frames={frames} is invalid; expected at least 2.")
-    if model.calibration is None or factor not in model.calibration:
-        raise ValueError(f"The model has no calibration for {factor!r}; use a trained preset.")
-    input_path = Path(input_path)
+    gif, grid_path = traverse_outputs(input_path, factor, out)
+    check_traversal(model.calibration, factor, frames)
     low, high = model.calibration.factors[factor]["range"]
     degrees = np.linspace(low, high, frames)
-    image = load_image(input_path, model.image_size, model.channels, crop)[None]
-    batch = np.repeat(image, frames, axis=0)
+    pixels = read_image(input_path) if image is None else image
+    image = to_model_input(pixels, model.image_size, model.channels, crop)
+    batch = np.repeat(image[None], frames, axis=0)
     sweep = ops.convert_to_numpy(model.rerender(batch, **{factor: degrees}))
-    gif = Path(out) if out else input_path.with_name(f"{input_path.stem}_{factor}_sweep.gif")
-    if gif.suffix.lower() != ".gif":
-        raise ValueError(f"Output {gif} has suffix {gif.suffix!r}; expected .gif.")
     pictures = [
         Image.fromarray(
             np.round(np.clip(f[..., 0] if f.shape[-1] == 1 else f, 0, 1) * 255).astype("uint8")
@@ -217,5 +381,16 @@ def traverse_file(model, input_path, factor, frames=24, out=None, crop="center")
     pad = np.zeros((rows * columns - frames,) + sweep.shape[1:], dtype=sweep.dtype)
     tiles = np.concatenate([sweep, pad]).reshape((rows, columns) + sweep.shape[1:])
     grid = np.concatenate([np.concatenate(list(row), axis=1) for row in tiles], axis=0)
-    grid_path = save_image(grid, gif.with_suffix(".png"))
+    save_image(grid, grid_path)
     return gif, grid_path
+
+
+def check_traversal(calibration, factor, frames):
+    """Checks a traversal's factor and frame count against a calibration before rendering."""
+    if factor not in FACTORS:
+        raise ValueError(f"factor={factor!r} is not supported; expected one of {FACTORS}.")
+    if frames < 2:
+        raise ValueError(f"frames={frames} is invalid; expected at least 2.")
+    if calibration is None or factor not in calibration:
+        raise ValueError(f"The model has no calibration for {factor!r}; use a trained preset.")
+    calibration.check_readable(factor)

@@ -54,7 +54,7 @@ def test_rerender_file_writes_beside_the_input(tmp_path, calibrated):
     assert Image.open(written[0]).size == (32, 32)
     assert Image.open(written[1]).size == (96, 32)
     assert (tmp_path / "face.png").read_bytes() == before
-    with pytest.raises(ValueError, match="is the input image"):
+    with pytest.raises(ValueError, match="would overwrite the input"):
         rerender_file(calibrated, tmp_path / "face.png", out=tmp_path / "face.png", light=10.0)
     with pytest.raises(ValueError, match="Nothing to change"):
         rerender_file(calibrated, tmp_path / "face.png")
