@@ -240,6 +240,9 @@ def train(
         "calibration_r2": {f: e["r2"] for f, e in model.calibration.factors.items()},
     }
     metadata["relight_check"] = relight_check(model)
+    if model.reconstruction == "gaussian" and model.gaussian_scale == "learned":
+        log_scale = keras.ops.convert_to_numpy(model.likelihood_scale())
+        metadata["learned_sigma"] = round(float(np.exp(log_scale)), 5)
     preset_dir = model.save_to_preset(
         run_dir / "preset", metadata=metadata, card=model_card(config, metadata), float16=True
     )
@@ -308,8 +311,9 @@ def model_card(config, metadata):
         f"# {config}_entangled" if entangled else f"# {config}",
         "",
         f"DC-IGN at {recipe_['image_size']}x{recipe_['image_size']} px, "
-        f"{recipe_['feature_maps']} feature maps, a 200-unit graphics code (azimuth, elevation, "
-        "light, 197 intrinsic).",
+        f"{_stack_words(recipe_)}, {recipe_['feature_maps']} feature maps, a 200-unit graphics "
+        "code (azimuth, elevation, light, 197 intrinsic); "
+        f"{_likelihood_words(recipe_)}.",
         "",
         *(
             [
@@ -335,7 +339,13 @@ def model_card(config, metadata):
         f"- steps: {metadata['steps']} of batch {recipe_['batch_size']}; seed {recipe_['seed']}",
         f"- clamp {recipe_['clamp']}, invariance strength {recipe_['invariance_strength']}, "
         f"shape bias {recipe_['shape_bias']}, KL weight {recipe_['kl_weight']}, "
-        f"Adam learning rate {recipe_['learning_rate']}",
+        f"Adam learning rate {recipe_['learning_rate']}"
+        + (
+            f", the first {recipe_['pretrain_steps']} steps as a plain VAE"
+            if recipe_.get("pretrain_steps")
+            else ""
+        ),
+        f"- images seen: {metadata['steps'] * recipe_['batch_size']:,}",
         (
             f"- training time: {metadata['train_seconds_this_run']} s "
             f"({metadata.get('images_per_second_this_run')} images/s) on {metadata['machine']}"
@@ -354,6 +364,11 @@ def model_card(config, metadata):
             if logs
             else []
         ),
+        *(
+            [f"- learned likelihood sigma: {metadata['learned_sigma']}"]
+            if metadata.get("learned_sigma")
+            else []
+        ),
         "- calibration R² on held-out sweeps: "
         + ", ".join(f"{factor} {value:.3f}" for factor, value in r2.items()),
         f"- relight check (left-minus-right brightness of 8 frontal test faces): light=left "
@@ -368,6 +383,23 @@ def model_card(config, metadata):
         "",
     ]
     return "\n".join(lines)
+
+
+def _stack_words(recipe_):
+    if recipe_.get("architecture", "paper") == "strided":
+        return "a strided conv stack (4x4 stride-2 convolutions and transposes)"
+    return "the paper's conv stack"
+
+
+def _likelihood_words(recipe_):
+    if recipe_.get("reconstruction", "bernoulli") == "bernoulli":
+        return "Bernoulli pixel likelihood, as the paper"
+    scale = recipe_.get("gaussian_scale")
+    if scale == "learned":
+        return "Gaussian pixel likelihood with one learned shared sigma (a calibrated decoder)"
+    if scale == "analytic":
+        return "Gaussian pixel likelihood with the batch-optimal shared sigma"
+    return f"Gaussian pixel likelihood, sigma {scale}"
 
 
 def describe_machine():
