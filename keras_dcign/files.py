@@ -146,6 +146,20 @@ def check_distinct(outputs, inputs, replaced=False):
                 )
 
 
+def check_writable(paths):
+    """Fails early, naming the path, when a file cannot be created beside each of `paths`."""
+    for path in paths:
+        folder = Path(path).parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ValueError(f"Output folder {folder} does not exist or is not writable.")
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".dcign-probe.", dir=folder)
+        except OSError as error:
+            raise ValueError(f"Output {path} is not writable: {error.strerror or error}.") from None
+        os.close(handle)
+        os.unlink(probe)
+
+
 def _same(a, b):
     a, b = Path(a), Path(b)
     if a.resolve() == b.resolve():

@@ -151,8 +151,6 @@ def from_preset(preset, progress=True, **overrides):
     >>> model = keras_dcign.from_preset("faces_basel")
     >>> relit = model.rerender(images, light="left")
     """
-    from keras_dcign.model import DCIGN
-
     folder = resolve_preset(preset, progress=progress)
     config = read_config(folder)
     changed = {k: v for k, v in overrides.items() if config.get(k, v) != v}
@@ -160,6 +158,9 @@ def from_preset(preset, progress=True, **overrides):
     calibration = load_calibration(folder)
     if calibration is not None:
         config["calibration"] = calibration.get_config()
+    # Imported only now, so a broken preset is reported without waiting for Keras.
+    from keras_dcign.model import DCIGN
+
     model = DCIGN.from_config(config)
     try:
         model.load_weights(folder / WEIGHTS_FILE)

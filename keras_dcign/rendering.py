@@ -208,14 +208,14 @@ def _atomic_write(path, write):
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     except OSError as error:
-        raise ValueError(f"Cannot write {path}: {error.strerror or error}.") from None
+        raise ValueError(f"Output {path} is not writable: {error.strerror or error}.") from None
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
         os.replace(temporary, path)
     except OSError as error:
         # Name the file the user asked for, not the temporary one beside it.
-        raise ValueError(f"Cannot write {path}: {error.strerror or error}.") from None
+        raise ValueError(f"Output {path} is not writable: {error.strerror or error}.") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
@@ -246,7 +246,7 @@ def rerender_outputs(input_path, changes, out=None, compare=False):
     Raises:
         ValueError: nothing to change, an unknown suffix, or an output that is an input.
     """
-    from keras_dcign.files import check_distinct
+    from keras_dcign.files import check_distinct, check_writable
 
     if not changes:
         raise ValueError(
@@ -262,12 +262,13 @@ def rerender_outputs(input_path, changes, out=None, compare=False):
     _format(out)
     paths = [out] + ([out.with_name(f"{out.stem}_compare.png")] if compare else [])
     check_distinct(paths, [input_path])
+    check_writable(paths)
     return paths
 
 
 def traverse_outputs(input_path, factor, out=None):
     """The GIF and PNG grid a traversal writes, checked like `rerender_outputs`."""
-    from keras_dcign.files import check_distinct
+    from keras_dcign.files import check_distinct, check_writable
 
     input_path = Path(input_path)
     gif = Path(out) if out else input_path.with_name(f"{input_path.stem}_{factor}_sweep.gif")
@@ -275,6 +276,7 @@ def traverse_outputs(input_path, factor, out=None):
         raise ValueError(f"Output {gif} has suffix {gif.suffix!r}; expected .gif.")
     paths = [gif, gif.with_suffix(".png")]
     check_distinct(paths, [input_path])
+    check_writable(paths)
     return paths
 
 

@@ -1,0 +1,846 @@
+"""A catalogue of bad and awkward inputs: one line, the right exit status, nothing lost.
+
+Each command-line case runs the installed `dcign` in a fresh process inside its own folder,
+and checks the exit status, that stderr is exactly one line without a traceback, and that
+every file in the folder is byte-identical afterwards (nothing added, nothing removed).
+The API cases check the same through the library's exceptions.
+"""
+
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import BACKEND, blob_images, tiny_calibrated_model, tiny_model
+from PIL import Image
+
+DCIGN = shutil.which("dcign") or os.path.join(os.path.dirname(sys.executable), "dcign")
+cli_only_once = pytest.mark.skipif(
+    BACKEND != "tensorflow",
+    reason="command-line cases do not depend on the backend: they run in the tensorflow session",
+)
+
+
+def snapshot(folder):
+    """`{relative path: sha256 or 'folder'}` of everything under `folder`."""
+    folder = Path(folder)
+    state = {}
+    for path in sorted(folder.rglob("*")):
+        key = str(path.relative_to(folder))
+        state[key] = "folder" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+def png(path, size=(40, 40), mode="L", value=None):
+    rng = np.random.default_rng(0)
+    shape = (size[1], size[0]) + ((3,) if mode == "RGB" else ())
+    pixels = rng.integers(0, 256, size=shape, dtype=np.uint8) if value is None else value
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def bomb_png(path, side=20000):
+    """A PNG whose header claims side × side pixels: over Pillow's decompression-bomb limit."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
+    Path(path).write_bytes(data + chunk(b"IEND", b""))
+    return path
+
+
+def preset(folder, calibrated=True, **changes):
+    """A tiny preset; `changes` rewrite its files (name -> text, or None to delete)."""
+    model = tiny_calibrated_model() if calibrated else tiny_model()
+    path = model.save_to_preset(folder)
+    for name, text in changes.items():
+        target = path / name
+        if text is None:
+            target.unlink()
+        else:
+            target.write_text(text)
+    return path
+
+
+def low_r2_calibration(factor):
+    model = tiny_calibrated_model()
+    config = model.calibration.get_config()
+    config["factors"][factor]["r2"] = 0.05
+    return json.dumps(config)
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory):
+    """Presets shared by the command-line cases (outside each case's hashed folder)."""
+    root = tmp_path_factory.mktemp("presets")
+    calibration = json.loads((preset(root / "good") / "calibration.json").read_text())
+    del calibration["factors"]["light"]["slope"]
+    return {
+        "good": root / "good",
+        "uncalibrated": preset(root / "uncalibrated", calibrated=False),
+        "config_list": preset(root / "config_list", **{"config.json": "[1, 2]"}),
+        "config_bad_json": preset(root / "config_bad_json", **{"config.json": '{"image_size":\n'}),
+        "config_no_size": preset(root / "config_no_size", **{"config.json": "{}"}),
+        "calibration_empty": preset(root / "calibration_empty", **{"calibration.json": "{}"}),
+        "calibration_no_slope": preset(
+            root / "calibration_no_slope", **{"calibration.json": json.dumps(calibration)}
+        ),
+        "calibration_bad_json": preset(root / "calibration_bad", **{"calibration.json": "{,"}),
+        "low_r2": preset(root / "low_r2", **{"calibration.json": low_r2_calibration("azimuth")}),
+        "no_weights": preset(root / "no_weights", **{"model.weights.h5": None}),
+        "broken_weights": preset(
+            root / "broken_weights", **{"model.weights.h5": "not an HDF5 file"}
+        ),
+    }
+
+
+def _float_tiff(path, values):
+    Image.fromarray(np.asarray(values, dtype="float32")).save(path, format="TIFF")
+
+
+def _user_folder(path, **files):
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    return path
+
+
+# Each case: (id, setup(work, presets) -> argv, exit status, words the one line must hold).
+CLI_CASES = [
+    # Data loss: a folder of the user's is never emptied or replaced.
+    (
+        "download-dest-foreign",
+        lambda w, p: (
+            _user_folder(w / "mine", **{"notes.txt": "keep"}),
+            ["download", "faces_64", "--dest", "mine"],
+        )[1],
+        1,
+        "mine is not empty and is not a preset folder",
+    ),
+    (
+        "download-dest-dot",
+        lambda w, p: (
+            _user_folder(w, **{"notes.txt": "keep"}),
+            ["download", "faces_64", "--dest", "."],
+        )[1],
+        1,
+        "is not empty and is not a preset folder",
+    ),
+    (
+        "download-dest-is-its-source",
+        lambda w, p: (
+            shutil.copytree(p["good"], w / "p"),
+            ["download", "p", "--dest", "p"],
+        )[1],
+        1,
+        "would overwrite the input p",
+    ),
+    (
+        "import-torch7-out-with-config-json",
+        lambda w, p: (
+            _user_folder(w / "project", **{"config.json": "{}", "main.py": "print(1)"}),
+            _user_folder(w, **{"parameters.t7": "x"}),
+            ["import-torch7", "parameters.t7", "--out", "project"],
+        )[2],
+        1,
+        "project is not empty and is not a preset folder",
+    ),
+    (
+        "import-torch7-out-dot",
+        lambda w, p: (
+            _user_folder(w, **{"notes.txt": "keep"}),
+            (w.parent / "parameters.t7").write_text("x"),
+            ["import-torch7", "../parameters.t7", "--out", "."],
+        )[2],
+        1,
+        "is not empty and is not a preset folder",
+    ),
+    (
+        "import-torch7-damaged-zip",
+        lambda w, p: (
+            (w / "release.zip").write_bytes(b"PK\x03\x04" + b"\0" * 100),
+            ["import-torch7", "release.zip", "--out", "new"],
+        )[1],
+        1,
+        "release.zip is a damaged zip archive",
+    ),
+    (
+        "traverse-grid-over-input-png",
+        lambda w, p: (
+            png(w / "x.png"),
+            ["traverse", "x.png", "--factor", "light", "--out", "x.gif", "--preset", p["good"]],
+        )[1],
+        1,
+        "would overwrite the input x.png",
+    ),
+    (
+        "traverse-out-is-input-gif",
+        lambda w, p: (
+            png(w / "x.gif"),
+            ["traverse", "x.gif", "--factor", "light", "--out", "x.gif", "--preset", p["good"]],
+        )[1],
+        1,
+        "would overwrite the input x.gif",
+    ),
+    (
+        "render-compare-over-input",
+        lambda w, p: (
+            png(w / "y_compare.png"),
+            [
+                "render",
+                "y_compare.png",
+                "--light",
+                "left",
+                "--out",
+                "y.png",
+                "--compare",
+                "--preset",
+                p["good"],
+            ],
+        )[1],
+        1,
+        "would overwrite the input y_compare.png",
+    ),
+    (
+        "render-out-is-input",
+        lambda w, p: (
+            png(w / "x.png"),
+            ["render", "x.png", "--light", "left", "--out", "x.png", "--preset", p["good"]],
+        )[1],
+        1,
+        "would overwrite the input x.png",
+    ),
+    (
+        "download-file-over-foreign-file",
+        lambda w, p: (
+            _user_folder(w / "got", **{"blob.bin": "mine"}),
+            ["download", "https://127.0.0.1:9/blob.bin", "--sha256", "0" * 64, "--dest", "got"],
+        )[1],
+        1,
+        "blob.bin already exists and is not the file being downloaded",
+    ),
+    # Silent wrong results: images that cannot be mapped to [0, 1] are refused.
+    (
+        "float-image-0-255",
+        lambda w, p: (
+            _float_tiff(w / "f.tif", np.full((32, 32), 200.0)),
+            ["render", "f.tif", "--light", "left", "--out", "o.png", "--preset", p["good"]],
+        )[1],
+        1,
+        "holds values from 200 to 200; expected 0 to 1",
+    ),
+    (
+        "nan-image",
+        lambda w, p: (
+            _float_tiff(w / "n.tif", np.full((32, 32), np.nan)),
+            ["render", "n.tif", "--light", "left", "--out", "o.png", "--preset", p["good"]],
+        )[1],
+        1,
+        "NaN",
+    ),
+    (
+        "one-pixel-image",
+        lambda w, p: (
+            png(w / "dot.png", size=(1, 1)),
+            ["render", "dot.png", "--light", "left", "--out", "o.png", "--preset", p["good"]],
+        )[1],
+        1,
+        "is 1×1 pixels; expected at least 16×16",
+    ),
+    (
+        "factor-with-low-r2",
+        lambda w, p: (
+            png(w / "x.png"),
+            ["render", "x.png", "--azimuth", "60", "--out", "o.png", "--preset", p["low_r2"]],
+        )[1],
+        1,
+        "cannot set azimuth",
+    ),
+    (
+        "traverse-factor-with-low-r2",
+        lambda w, p: (
+            png(w / "x.png"),
+            ["traverse", "x.png", "--factor", "azimuth", "--out", "o.gif", "--preset", p["low_r2"]],
+        )[1],
+        1,
+        "cannot set azimuth",
+    ),
+    # Tracebacks before: now one line each.
+    (
+        "decompression-bomb",
+        lambda w, p: (
+            bomb_png(w / "bomb.png"),
+            ["render", "bomb.png", "--light", "left", "--out", "o.png", "--preset", p["good"]],
+        )[1],
+        1,
+        "decompression-bomb limit",
+    ),
+    (
+        "config-json-not-an-object",
+        lambda w, p: (
+            png(w / "x.png"),
+            ["render", "x.png", "--light", "left", "--out", "o.png", "--preset", p["config_list"]],
+        )[1],
+        1,
+        "config.json holds a JSON list; expected a JSON object",
+    ),
+    (
+        "calibration-json-empty-object",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "render",
+                "x.png",
+                "--light",
+                "left",
+                "--out",
+                "o.png",
+                "--preset",
+                p["calibration_empty"],
+            ],
+        )[1],
+        1,
+        "calibration.json has no 'factors' entry",
+    ),
+    (
+        "calibration-json-missing-slope",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "render",
+                "x.png",
+                "--light",
+                "left",
+                "--out",
+                "o.png",
+                "--preset",
+                p["calibration_no_slope"],
+            ],
+        )[1],
+        1,
+        "'light' has no 'slope' entry",
+    ),
+    # Messages that name the file and the bad value.
+    (
+        "config-json-invalid",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "render",
+                "x.png",
+                "--light",
+                "left",
+                "--out",
+                "o.png",
+                "--preset",
+                p["config_bad_json"],
+            ],
+        )[1],
+        1,
+        "config.json is not valid JSON",
+    ),
+    (
+        "config-json-without-image-size",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "render",
+                "x.png",
+                "--light",
+                "left",
+                "--out",
+                "o.png",
+                "--preset",
+                p["config_no_size"],
+            ],
+        )[1],
+        1,
+        "has no 'image_size' entry",
+    ),
+    (
+        "calibration-json-invalid",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "render",
+                "x.png",
+                "--light",
+                "left",
+                "--out",
+                "o.png",
+                "--preset",
+                p["calibration_bad_json"],
+            ],
+        )[1],
+        1,
+        "calibration.json is not valid JSON",
+    ),
+    (
+        "direction-name-on-uncalibrated-preset",
+        lambda w, p: (
+            png(w / "x.png"),
+            ["render", "x.png", "--light", "left", "--out", "o.png", "--preset", p["uncalibrated"]],
+        )[1],
+        1,
+        "has no calibration for light, so it takes a latent value",
+    ),
+    (
+        "traverse-uncalibrated-preset",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "traverse",
+                "x.png",
+                "--factor",
+                "light",
+                "--out",
+                "o.gif",
+                "--preset",
+                p["uncalibrated"],
+            ],
+        )[1],
+        1,
+        "no calibration for 'light'",
+    ),
+    # Arguments are checked before the model loads: these presets have broken weights.
+    (
+        "bad-suffix-before-loading",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "render",
+                "x.png",
+                "--light",
+                "left",
+                "--out",
+                "o.bmp",
+                "--preset",
+                p["broken_weights"],
+            ],
+        )[1],
+        1,
+        "suffix '.bmp'",
+    ),
+    (
+        "angle-out-of-range-before-loading",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "render",
+                "x.png",
+                "--light",
+                "200",
+                "--out",
+                "o.png",
+                "--preset",
+                p["broken_weights"],
+            ],
+        )[1],
+        1,
+        "outside the calibrated range",
+    ),
+    (
+        "unknown-direction-before-loading",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "render",
+                "x.png",
+                "--light",
+                "sideways",
+                "--out",
+                "o.png",
+                "--preset",
+                p["broken_weights"],
+            ],
+        )[1],
+        1,
+        "not a known direction",
+    ),
+    (
+        "nothing-to-change-before-loading",
+        lambda w, p: (
+            png(w / "x.png"),
+            ["render", "x.png", "--out", "o.png", "--preset", p["broken_weights"]],
+        )[1],
+        1,
+        "Nothing to change",
+    ),
+    (
+        "traverse-suffix-before-loading",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "traverse",
+                "x.png",
+                "--factor",
+                "light",
+                "--out",
+                "o.png",
+                "--preset",
+                p["broken_weights"],
+            ],
+        )[1],
+        1,
+        "expected .gif",
+    ),
+    # Inputs that were already handled, kept in the catalogue.
+    (
+        "missing-image",
+        lambda w, p: ["render", "gone.png", "--light", "left", "--out", "o.png"],
+        1,
+        "does not exist",
+    ),
+    (
+        "text-file-as-image",
+        lambda w, p: (
+            _user_folder(w, **{"t.png": "hello"}),
+            ["render", "t.png", "--light", "left", "--out", "o.png"],
+        )[1],
+        1,
+        "Cannot read image t.png",
+    ),
+    (
+        "unknown-preset",
+        lambda w, p: (png(w / "x.png"), ["render", "x.png", "--light", "left", "--preset", "nope"])[
+            1
+        ],
+        1,
+        "Unknown preset 'nope'",
+    ),
+    (
+        "preset-without-weights",
+        lambda w, p: (
+            png(w / "x.png"),
+            ["render", "x.png", "--light", "left", "--out", "o.png", "--preset", p["no_weights"]],
+        )[1],
+        1,
+        "it has no model.weights.h5",
+    ),
+    (
+        "url-without-checksum",
+        lambda w, p: ["download", "https://127.0.0.1:9/p.zip"],
+        1,
+        "has no checksum",
+    ),
+    (
+        "bad-sha256",
+        lambda w, p: ["download", "https://127.0.0.1:9/f.bin", "--sha256", "xyz"],
+        1,
+        "must be 64 hexadecimal digits",
+    ),
+    (
+        "insecure-url",
+        lambda w, p: ["download", "http://example.org/f.bin", "--sha256", "0" * 64],
+        1,
+        "plain http:// is insecure",
+    ),
+    ("zoo-info-unknown", lambda w, p: ["zoo", "info", "nope"], 1, "Unknown preset 'nope'"),
+]
+
+
+def run_dcign(args, cwd, stdin=None):
+    env = dict(os.environ, KERAS_HOME=str(cwd.parent / "home"), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [DCIGN, *map(str, args)], cwd=cwd, env=env, capture_output=True, timeout=300, stdin=stdin
+    )
+
+
+def assert_one_line(stderr, words):
+    text = stderr.decode() if isinstance(stderr, bytes) else stderr
+    assert "Traceback" not in text, text
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), lines
+    assert words in lines[0], lines[0]
+
+
+@cli_only_once
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_command_line_case(case, fixtures, tmp_path):
+    _, setup, status, words = case
+    work = tmp_path / "work"
+    work.mkdir()
+    args = setup(work, fixtures)
+    before = snapshot(work)
+    result = run_dcign(args, work)
+    assert result.returncode == status, result.stderr.decode()[-2000:]
+    assert_one_line(result.stderr, words)
+    assert snapshot(work) == before
+
+
+@cli_only_once
+def test_stdin_image_is_read_once_and_proc_output_is_named(fixtures, tmp_path):
+    """Two cases that load the model: a PNG piped through /dev/stdin; --out under /proc."""
+    face = png(tmp_path / "face.png", size=(48, 40), mode="RGB")
+    with open(face, "rb") as stream:
+        result = run_dcign(
+            [
+                "render",
+                "/dev/stdin",
+                "--light",
+                "left",
+                "--out",
+                tmp_path / "relit.png",
+                "--preset",
+                fixtures["good"],
+            ],
+            tmp_path,
+            stdin=stream,
+        )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert Image.open(tmp_path / "relit.png").size == (32, 32)
+    before = snapshot(tmp_path)
+    result = run_dcign(
+        ["render", face, "--light", "left", "--out", "/proc/x.png", "--preset", fixtures["good"]],
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert_one_line(result.stderr, "Output /proc/x.png is not writable")  # before Keras starts
+    assert ".x.png." not in result.stderr.decode()
+    assert snapshot(tmp_path) == before
+
+
+# ---- API cases: every backend ------------------------------------------------------------
+
+
+def _raises_one_line(call, words):
+    with pytest.raises(ValueError) as caught:
+        call()
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1 and words in message, message
+
+
+def test_sixteen_bit_gray_is_read_by_its_range(tmp_path):
+    from keras_dcign.rendering import read_image
+
+    ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    pixels = read_image(tmp_path / "deep.png")
+    assert pixels.shape == (32, 32, 1)
+    np.testing.assert_allclose(pixels[..., 0], ramp / 65535.0, atol=1e-6)
+    gray = np.full((20, 20), 128, np.uint8)
+    Image.fromarray(gray).convert("P").save(tmp_path / "palette.png")
+    np.testing.assert_allclose(read_image(tmp_path / "palette.png"), 128 / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: _float_tiff(p, np.full((20, 20), 255.0)), "expected 0 to 1"),
+        (lambda p: _float_tiff(p, np.full((20, 20), np.nan)), "NaN"),
+        (lambda p: png(p, size=(1, 1)), "1×1 pixels"),
+        (lambda p: png(p, size=(300, 8)), "300×8 pixels"),
+        (bomb_png, "decompression-bomb limit"),
+        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n garbage"), "Cannot read image"),
+    ],
+    ids=["float-0-255", "nan", "1x1", "thin", "bomb", "truncated-png"],
+)
+def test_images_that_cannot_be_mapped_are_refused(tmp_path, make, words):
+    from keras_dcign.rendering import load_image
+
+    make(tmp_path / "bad.tif")
+    before = snapshot(tmp_path)
+    _raises_one_line(lambda: load_image(tmp_path / "bad.tif", 32), words)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "files, words",
+    [
+        ({"config.json": "[]"}, "holds a JSON list"),
+        ({"config.json": "{"}, "config.json is not valid JSON"),
+        ({"calibration.json": "{}"}, "has no 'factors' entry"),
+        ({"calibration.json": '{"factors": {"light": {"unit": 0}}}'}, "'light' has no 'slope'"),
+        ({"calibration.json": '{"factors": []}'}, "'factors' is not a JSON object"),
+    ],
+    ids=["config-list", "config-invalid", "calibration-empty", "calibration-key", "factors-list"],
+)
+def test_broken_preset_json_names_the_file(tmp_path, files, words):
+    from keras_dcign import from_preset
+
+    folder = preset(tmp_path / "p", **files)
+    before = snapshot(tmp_path)
+    _raises_one_line(lambda: from_preset(folder), words)
+    assert snapshot(tmp_path) == before
+
+
+def test_incompatible_override_is_not_called_corrupt(tmp_path):
+    from keras_dcign import from_preset
+
+    folder = preset(tmp_path / "p")
+    _raises_one_line(lambda: from_preset(folder, image_size=48), "does not fit the weights")
+
+
+def test_light_none_is_not_called_out_of_range():
+    model = tiny_calibrated_model()
+    _raises_one_line(
+        lambda: model.rerender(blob_images(2), light=None), "light=None is not a value"
+    )
+
+
+def test_save_to_preset_refuses_a_foreign_folder_and_replaces_its_own(tmp_path):
+    from keras_dcign import from_preset
+
+    mine = _user_folder(tmp_path / "mine", **{"config.json": "{}", "notes.txt": "keep"})
+    before = snapshot(tmp_path)
+    _raises_one_line(lambda: tiny_model().save_to_preset(mine), "is not a preset folder")
+    assert snapshot(tmp_path) == before
+    folder = preset(tmp_path / "p")
+    (folder / "stale.txt").write_text("from an older save")
+    tiny_model().save_to_preset(folder)
+    assert not (folder / "stale.txt").exists() and from_preset(folder).calibration is None
+
+
+def test_import_torch7_refuses_a_foreign_folder(tmp_path):
+    from keras_dcign.torch7 import import_torch7
+
+    project = _user_folder(tmp_path / "project", **{"config.json": "{}", "main.py": ""})
+    (tmp_path / "parameters.t7").write_bytes(b"x")
+    before = snapshot(tmp_path)
+    call = lambda: import_torch7(tmp_path / "parameters.t7", out=project)  # noqa: E731
+    _raises_one_line(call, "is not a preset folder")
+    assert snapshot(tmp_path) == before
+
+
+def test_rerender_file_never_writes_over_its_input(tmp_path):
+    from keras_dcign.rendering import rerender_file
+
+    png(tmp_path / "a_compare.png")
+    before = snapshot(tmp_path)
+    model = tiny_calibrated_model()
+    call = lambda: rerender_file(  # noqa: E731
+        model, tmp_path / "a_compare.png", out=tmp_path / "a.png", compare=True, light=10.0
+    )
+    _raises_one_line(call, "would overwrite the input")
+    assert snapshot(tmp_path) == before
+
+
+TINY = dict(image_size=32, feature_maps=8, cache_batches=2, batch_size=4, progress=False)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_resume_without_a_run_is_refused_and_creates_nothing(tmp_path, home):
+    from keras_dcign.train import train
+
+    _raises_one_line(
+        lambda: train(tmp_path / "new", resume=True, steps=2, **TINY), "holds no checkpoint"
+    )
+    assert not (tmp_path / "new").exists()
+    empty = _user_folder(tmp_path / "empty")
+    _raises_one_line(lambda: train(empty, resume=True, steps=2, **TINY), "holds no checkpoint")
+    assert snapshot(empty) == {}
+
+
+def test_train_refuses_a_foreign_folder(tmp_path, home):
+    from keras_dcign.train import train
+
+    mine = _user_folder(tmp_path / "mine", **{"recipe.txt": "keep", "data.csv": "1,2"})
+    before = snapshot(tmp_path)
+    _raises_one_line(lambda: train(mine, steps=2, **TINY), "is not a training run")
+    assert snapshot(tmp_path) == before
+
+
+def test_failed_train_leaves_no_run_folder(tmp_path, home):
+    from keras_dcign.train import train
+
+    data = _user_folder(tmp_path / "data")
+    with pytest.raises(ValueError):
+        train(tmp_path / "run", data_dir=data, steps=2, **TINY)
+    assert not (tmp_path / "run").exists()
+
+
+def _fake_checkpoint(run, step, state='{"step": 5}', optimizer=None):
+    import h5py
+
+    folder = run / "checkpoints" / f"step-{step:08d}"
+    folder.mkdir(parents=True)
+    h5py.File(folder / "model.weights.h5", "w").close()
+    if optimizer is None:
+        np.savez(folder / "optimizer.npz", a=np.zeros(1))
+    else:
+        (folder / "optimizer.npz").write_bytes(optimizer)
+    (folder / "state.json").write_text(state)
+    (run / "checkpoints" / "latest").write_text(folder.name)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "state, optimizer, words",
+    [
+        ('{"step": ', None, "state.json is not valid JSON"),
+        ("[5]", None, "state.json holds a JSON list"),
+        ('{"steps": 5}', None, "has no 'step' entry"),
+        ('{"step": 5}', b"garbage", "optimizer.npz is missing or not a NumPy .npz archive"),
+    ],
+    ids=["state-invalid", "state-list", "state-key", "optimizer-garbage"],
+)
+def test_damaged_checkpoint_is_named(tmp_path, home, state, optimizer, words):
+    from keras_dcign.checkpoint import restore_checkpoint
+    from keras_dcign.train import train
+
+    run = tmp_path / "run"
+    folder = _fake_checkpoint(run, 5, state, optimizer)
+    before = snapshot(tmp_path)
+    _raises_one_line(lambda: train(run, resume=True, steps=8, **TINY), words)
+    model = tiny_model()
+    model.compile()
+    _raises_one_line(lambda: restore_checkpoint(model, folder), words)
+    assert "allow_pickle" not in words
+    assert snapshot(tmp_path) == before
+
+
+def test_resume_takes_the_newest_intact_checkpoint(tmp_path, home):
+    from keras_dcign.train import train
+
+    run = tmp_path / "run"
+    train(run, steps=2, checkpoint_every=1, **TINY)
+    checkpoints = run / "checkpoints"
+    shutil.rmtree(checkpoints / "step-00000002")  # `latest` still names it
+    (checkpoints / ".step-00000003.tmp").mkdir()  # what a Ctrl-C in a save leaves
+    result = train(run, resume=True, steps=3, checkpoint_every=1, **TINY)
+    assert (result.resumed_from, result.steps) == (1, 2)
+    assert (checkpoints / "latest").read_text() == "step-00000003"
+    assert not list(checkpoints.glob(".step-*"))
+
+
+def test_rejected_archive_does_not_stay_in_the_cache(tmp_path, home):
+    from keras_dcign.presets import fetch
+
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "p.zip").write_bytes(b"not an archive")
+    digest = hashlib.sha256(b"not an archive").hexdigest()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path / "www"), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/p.zip#sha256={digest}"
+    try:
+        with pytest.raises(OSError, match="is not a zip or tar archive"):
+            fetch(url, progress=False)
+    finally:
+        server.shutdown()
+    assert not list((home / "keras_dcign" / "presets").rglob("*"))
