@@ -336,6 +336,7 @@ class DCIGN(backend_trainer(), keras.Model):
         >>> model = keras_dcign.from_preset("faces_64")
         >>> relit = model.rerender(images, light="left", azimuth=30)
         """
+        images = _check_pixel_values(images)
         z = ops.convert_to_numpy(self.encode(images).mean).astype("float32")
         for name, value in values.items():
             group = self.code.index(name)
@@ -346,8 +347,9 @@ class DCIGN(backend_trainer(), keras.Model):
                 z[:, unit] = _group_values(name, latent, len(z), 1)[:, 0]
             elif isinstance(value, str):
                 raise ValueError(
-                    f"{name}={value!r} needs a calibrated model (one loaded from a preset); "
-                    "this one takes latent values."
+                    f"{name}={value!r} is a direction, but this model has no calibration for "
+                    f"{name}, so it takes a latent value (a number); a preset trained by "
+                    "dcign train is calibrated."
                 )
             else:
                 z[:, self.code.slice(group)] = _group_values(
@@ -394,6 +396,29 @@ class DCIGN(backend_trainer(), keras.Model):
             }
         )
         return config
+
+
+def _check_pixel_values(images):
+    """Images as float32 numpy in [0, 1], or a one-line error naming what is wrong."""
+    array = np.asarray(ops.convert_to_numpy(images))
+    if array.ndim != 4 or array.shape[0] == 0:
+        raise ValueError(
+            f"images have shape {array.shape}; expected a non-empty batch (batch, H, W, C)."
+        )
+    if "float" not in array.dtype.name:
+        raise ValueError(
+            f"images have dtype {array.dtype.name}; expected floating-point values in [0, 1] "
+            "(divide uint8 images by 255)."
+        )
+    if not np.isfinite(array).all():
+        raise ValueError("images hold NaN or infinite values; expected values in [0, 1].")
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"images hold values from {low:g} to {high:g}; expected values in [0, 1] "
+            "(divide 8-bit images by 255)."
+        )
+    return array.astype("float32")
 
 
 def _check_gaussian_scale(value):

@@ -691,6 +691,28 @@ def test_light_none_is_not_called_out_of_range():
     )
 
 
+@pytest.mark.parametrize(
+    "images, words",
+    [
+        (np.zeros((0, 32, 32, 1), "float32"), "expected a non-empty batch"),
+        (np.full((2, 32, 32, 1), 200.0, "float32"), "values from 200 to 200"),
+        (np.full((2, 32, 32, 1), np.nan, "float32"), "NaN or infinite"),
+        (np.zeros((2, 32, 32, 1), "uint8"), "dtype uint8"),
+    ],
+    ids=["empty-batch", "float-0-255", "nan", "uint8"],
+)
+def test_rerender_refuses_pixels_it_cannot_read(images, words):
+    model = tiny_calibrated_model()
+    _raises_one_line(lambda: model.rerender(images, light=10), words)
+
+
+def test_direction_on_a_model_without_calibration_says_what_it_takes():
+    _raises_one_line(
+        lambda: tiny_model().rerender(blob_images(1), light="left"),
+        "has no calibration for light, so it takes a latent value",
+    )
+
+
 def test_save_to_preset_refuses_a_foreign_folder_and_replaces_its_own(tmp_path):
     from keras_dcign import from_preset
 

@@ -95,5 +95,5 @@ def test_rerender_takes_degrees_through_the_calibration():
 
 
 def test_uncalibrated_model_rejects_direction_names():
-    with pytest.raises(ValueError, match="needs a calibrated model"):
+    with pytest.raises(ValueError, match="has no calibration for light"):
         tiny_model().rerender(blob_images(1), light="left")
