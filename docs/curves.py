@@ -31,36 +31,42 @@ CURRENT = ["--cache-batches", "3000"]
 # name: (description, flags relative to the faces_64 recipe, images seen at each point)
 CANDIDATES = {
     "paper_bernoulli": (
-        "the former faces_64 recipe: the paper's stack, Bernoulli, KL 0.5 (its 48,000-image "
-        "point is the former bundled preset, measured as it was)",
-        [*PAPER_STACK, "--cache-batches", "1200"],
+        "the former faces_64 recipe: the paper's stack, Bernoulli, KL 0.5, monovariant from the "
+        "first step (its 48,000-image point is the former bundled preset, measured as it was)",
+        [*PAPER_STACK, "--pretrain-steps", "0", "--cache-batches", "1200"],
         [],
     ),
     "paper_gaussian": (
-        "the paper's stack, calibrated Gaussian (learned sigma), KL 1",
-        [*PAPER_STACK, "--reconstruction", "gaussian", "--kl-weight", "1", *CURRENT],
+        "the new recipe with the paper's stack instead of the strided one",
+        ["--architecture", "paper", *CURRENT],
         [50_000],
-    ),
-    "paper_64maps": (
-        "the paper's stack with 64 feature maps, calibrated Gaussian, KL 1",
-        [*PAPER_STACK, "--reconstruction", "gaussian", "--kl-weight", "1", "--feature-maps",
-         "64", *CURRENT],
-        [20_000],
-    ),
-    "strided_bernoulli": (
-        "strided stack, Bernoulli, KL 0.5",
-        ["--reconstruction", "bernoulli", "--kl-weight", "0.5", *CURRENT],
-        [50_000],
-    ),
-    "strided_pretrain": (
-        "strided stack, calibrated Gaussian, KL 1, first 50,000 images as a plain VAE",
-        ["--pretrain-steps", "2500", *CURRENT],
-        [100_000],
     ),
     "strided_gaussian": (
-        "strided stack, calibrated Gaussian (learned sigma), KL 1: the new faces_64 recipe",
-        ["--cache-batches", "10000"],
-        [50_000, 150_000, 400_000, 1_000_000],
+        "strided stack, calibrated Gaussian (learned sigma), KL 1, monovariant from the first step",
+        ["--pretrain-steps", "0", "--cache-batches", "10000"],
+        [50_000],
+    ),
+    "strided_kl0": (
+        "strided stack, monovariant from the first step, KL weight 0 (an autoencoder in effect)",
+        ["--pretrain-steps", "0", "--kl-weight", "0", *CURRENT],
+        [30_000],
+    ),
+    "strided_plain": (
+        "strided stack, calibrated Gaussian, KL 1, a plain VAE throughout (nothing clamped)",
+        ["--pretrain-steps", "1500", *CURRENT],
+        [30_000],
+    ),
+    "default": (
+        "the new faces_64 recipe exactly as `dcign train --dataset faces` runs it: 7,500 steps, "
+        "the first 4,500 as a plain VAE, 3,000 cached batches",
+        [],
+        [50_000, 150_000],
+    ),
+    "long": (
+        "the new recipe trained longer (the first 12,500 steps as a plain VAE) on 10,000 cached "
+        "batches: the bundled faces_64",
+        ["--pretrain-steps", "12500", "--cache-batches", "10000"],
+        [50_000, 150_000, 250_000, 400_000, 1_000_000],
     ),
 }
 # Points measured on a bundled preset instead of a run: name -> (preset folder, images seen).

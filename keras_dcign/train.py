@@ -14,9 +14,10 @@ import numpy as np
 
 RECIPES = {
     # The CPU default: generated 64x64 faces, minutes on 2 cores. A standard strided conv
-    # stack around the paper's graphics code and a calibrated Gaussian likelihood (a learned
-    # shared sigma, KL weight 1): the paper's stack at this size and Bernoulli likelihood
-    # drew featureless heads at every budget measured (docs/recipes.md has the curves).
+    # stack around the paper's graphics code, a calibrated Gaussian likelihood (a learned
+    # shared sigma, KL weight 1), and plain-VAE pre-training before the monovariant batches
+    # (the reference code's advice): monovariant from the first step, the encoder learns the
+    # person from SHAPE batches alone and draws featureless heads (docs/recipes.md).
     "faces_64": {
         "image_size": 64,
         "feature_maps": 32,
@@ -30,7 +31,7 @@ RECIPES = {
         "invariance_strength": 0.01,
         "shape_bias": 1.0,
         "kl_weight": 1.0,
-        "pretrain_steps": 0,
+        "pretrain_steps": 4500,
         "cache_batches": 3000,
         "monovariant": True,
     },
