@@ -205,12 +205,10 @@ def report():
     section = f"{CURVES_BEGIN}\n{legend}\n\n{header}\n" + "\n".join(rows) + f"\n{CURVES_END}\n"
     page = ROOT / "docs" / "recipes.md"
     text = page.read_text()
-    if CURVES_BEGIN in text:
-        before, rest = text.split(CURVES_BEGIN, 1)
-        text = before + section + rest.split(CURVES_END + "\n", 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    page.write_text(text)
+    if CURVES_BEGIN not in text or CURVES_END not in text:
+        raise SystemExit(f"{page} has no {CURVES_BEGIN} ... {CURVES_END} block to rewrite.")
+    before, rest = text.split(CURVES_BEGIN, 1)
+    page.write_text(before + section + rest.split(CURVES_END + "\n", 1)[1])
 
 
 CURVES_BEGIN = "<!-- curves: written by docs/curves.py -->"
