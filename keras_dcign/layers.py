@@ -113,7 +113,7 @@ def _clamp_with_invariance_gradient(z, mask, strength, use_first):
 
 
 @keras.saving.register_keras_serializable(package="keras_dcign")
-class ReshapeMaxPooling2D(keras.layers.MaxPooling2D):
+class MaxPooling2D(keras.layers.MaxPooling2D):
     """`keras.layers.MaxPooling2D` that, for a 2x2 stride-2 valid NHWC pool on
     JAX/CPU, computes the same values with an elementwise gradient
     (`keras_dcign.jax_cpu.max_pool_2x2`); the standard op elsewhere."""
@@ -131,7 +131,7 @@ class ReshapeMaxPooling2D(keras.layers.MaxPooling2D):
 
 
 @keras.saving.register_keras_serializable(package="keras_dcign")
-class TapSumConv2D(keras.layers.Conv2D):
+class Conv2D(keras.layers.Conv2D):
     """`keras.layers.Conv2D` that, for a valid stride-1 convolution to at most
     `TAP_SUM_MAX_FILTERS` maps on JAX/CPU, uses the tap-sum formulation
     (`keras_dcign.jax_cpu.tap_sum_conv`); the standard op elsewhere. Same

@@ -8,7 +8,7 @@ from keras import layers, ops
 
 from keras_dcign.calibration import Calibration
 from keras_dcign.graphics_code import GraphicsCode
-from keras_dcign.layers import GraphicsCodeClamp, ReshapeMaxPooling2D, TapSumConv2D
+from keras_dcign.layers import Conv2D, GraphicsCodeClamp, MaxPooling2D
 from keras_dcign.objective import (
     GAUSSIAN_SCALES,
     RECONSTRUCTIONS,
@@ -446,8 +446,8 @@ def _paper_stack(image_size, channels, feature_maps, dtype):
         if pad:
             encoder.append(layers.ZeroPadding2D(pad, name=f"encoder_pad_{i}", dtype=dtype))
         encoder += [
-            TapSumConv2D(filters, ENCODER_KERNEL, name=f"encoder_conv_{i}", dtype=dtype),
-            ReshapeMaxPooling2D(2, name=f"encoder_pool_{i}", dtype=dtype),
+            Conv2D(filters, ENCODER_KERNEL, name=f"encoder_conv_{i}", dtype=dtype),
+            MaxPooling2D(2, name=f"encoder_pool_{i}", dtype=dtype),
             layers.ReLU(name=f"encoder_relu_{i}", dtype=dtype),
         ]
     encoder.append(layers.Flatten(name="encoder_flatten", dtype=dtype))
@@ -462,7 +462,7 @@ def _paper_stack(image_size, channels, feature_maps, dtype):
         if pad:
             decoder.append(layers.ZeroPadding2D(pad, name=f"decoder_pad_{i}", dtype=dtype))
         decoder.append(
-            TapSumConv2D(
+            Conv2D(
                 filters,
                 DECODER_KERNEL,
                 activation="relu" if i < 4 else None,
