@@ -63,13 +63,14 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     resumed = _dcign(*args, "--resume", env_home=tmp_path / "home")
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
-    assert "preset written to" in out
+    assert "preset written to" in out and "Held-out reconstruction MSE" in out
     assert latest.read_text() == "step-00000060"
     checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert checkpoints == ["latest", "step-00000055", "step-00000060"], checkpoints
     metadata = json.loads((run / "preset" / "metadata.json").read_text())
     assert metadata["steps"] == 60
     assert set(metadata["calibration_r2"]) == {"azimuth", "elevation", "light"}
+    assert 0 < metadata["heldout_reconstruction_mse"] < 0.25
     card = (run / "preset" / "README.md").read_text()
     assert "steps: 60 of batch 8" in card and "not on Basel Face Model renders" in card
 
