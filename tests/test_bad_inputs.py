@@ -140,6 +140,15 @@ CLI_CASES = [
         "is not empty and is not a preset folder",
     ),
     (
+        "data-generate-out-foreign",
+        lambda w, p: (
+            _user_folder(w / "mine", **{"notes.txt": "keep"}),
+            ["data", "generate", "faces", "--size", "32", "--batches", "1", "--out", "mine"],
+        )[1],
+        1,
+        "mine is not empty and is not a faces cache",
+    ),
+    (
         "download-dest-is-its-source",
         lambda w, p: (
             shutil.copytree(p["good"], w / "p"),

@@ -17,6 +17,7 @@ import zipfile
 import numpy as np
 
 from keras_dcign.datasets import _face_model, _streams
+from keras_dcign.files import check_output_folder
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -135,8 +136,12 @@ def generate(out_dir, n_batches=DEFAULT_BATCHES, batch_size=20, image_size=64, s
         "light_elevation": spec.light_elevation,
     }
     workers = _streams.check_count("workers", workers)
-    os.makedirs(out_dir, exist_ok=True)
     manifest_path = os.path.join(out_dir, MANIFEST)
+    # A folder that is not one of our caches is the user's: never write into it.
+    check_output_folder(
+        out_dir, ours=lambda folder: (folder / MANIFEST).exists(), what="a faces cache"
+    )
+    os.makedirs(out_dir, exist_ok=True)
     if os.path.exists(manifest_path):
         existing = _read_manifest(out_dir)
         if existing != manifest:
