@@ -36,11 +36,6 @@ CANDIDATES = {
         [*PAPER_STACK, "--pretrain-steps", "0", "--cache-batches", "1200"],
         [],
     ),
-    "paper_gaussian": (
-        "the new recipe with the paper's stack instead of the strided one",
-        ["--architecture", "paper", *CURRENT],
-        [50_000],
-    ),
     "strided_gaussian": (
         "strided stack, calibrated Gaussian (learned sigma), KL 1, monovariant from the first step",
         ["--pretrain-steps", "0", "--cache-batches", "10000"],
@@ -171,6 +166,11 @@ def report():
         "azimuth re-render SSIM": lambda m: m["rerender"]["azimuth"]["ssim"],
         "identity AUC": lambda m: m["identity_auc"],
     }
+    # Columns of the table only: how well the pose and light units read their factor.
+    readings = {
+        f"{f} \\|S\\|": (lambda m, f=f: abs(m["factors"][f]["spearman"]))
+        for f in ("azimuth", "elevation", "light")
+    }
     fig, axes = plt.subplots(1, len(measures), figsize=(4 * len(measures), 3.4))
     rows = []
     for name in CANDIDATES:
@@ -186,7 +186,8 @@ def report():
             rows.append(
                 f"| {name} | {seen:,} | {train['seconds']} | "
                 + " | ".join(f"{value(metrics):.3f}" for value in measures.values())
-                + f" | {metrics['factors']['elevation']['spearman']:+.2f}"
+                + " | "
+                + " | ".join(f"{value(metrics):.2f}" for value in readings.values())
                 + f" | ![]({folder.relative_to(ROOT / 'docs').as_posix()}/faces.png) |"
             )
     axes[0].legend(fontsize=7)
@@ -194,9 +195,9 @@ def report():
     fig.savefig(ROOT / "docs" / "images" / "curves.png", dpi=90)
     header = (
         "| candidate | images seen | train s (this segment) | "
-        + " | ".join(measures)
-        + " | elevation Spearman | test faces (top) and reconstructions |\n"
-        + "|:--|--:|--:|" + "--:|" * len(measures) + "--:|:--|"
+        + " | ".join([*measures, *readings])
+        + " | test faces (top) and reconstructions |\n"
+        + "|:--|--:|--:|" + "--:|" * (len(measures) + len(readings)) + ":--|"
     )
     legend = "\n".join(
         f"- `{name}`: {description}; flags `{' '.join(flags) or '(none)'}`"
