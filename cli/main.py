@@ -142,6 +142,12 @@ def _console():
     help="Train the first N steps as a plain VAE, then monovariant.",
 )
 @click.option(
+    "--pretrain-data",
+    type=click.Choice(["mixed", "monovariant"]),
+    default=None,
+    help="Batches of the plain-VAE steps: every factor varying, or the monovariant ones.",
+)
+@click.option(
     "--entangled",
     "monovariant",
     flag_value=False,

@@ -51,16 +51,23 @@ CANDIDATES = {
         ["--pretrain-steps", "1500", *CURRENT],
         [30_000],
     ),
-    "default": (
-        "the new faces_64 recipe exactly as `dcign train --dataset faces` runs it: 7,500 steps, "
-        "the first 4,500 as a plain VAE, 3,000 cached batches",
-        [],
+    "pretrain_monovariant": (
+        "7,500 steps, the first 4,500 as a plain VAE on the monovariant batches (nothing "
+        "clamped), 3,000 cached batches",
+        ["--pretrain-data", "monovariant"],
         [50_000, 150_000],
     ),
+    "default": (
+        "the faces_64 recipe exactly as `dcign train --dataset faces` runs it: 7,500 steps, the "
+        "first 4,500 as a plain VAE on MIXED batches (a new person in every image), 3,000 "
+        "cached batches of each",
+        [],
+        [150_000],
+    ),
     "long": (
-        "the new recipe trained longer (the first 12,500 steps as a plain VAE) on 10,000 cached "
-        "batches: the bundled faces_64",
-        ["--pretrain-steps", "12500", "--cache-batches", "10000"],
+        "the recipe trained longer, the first 12,500 steps as a plain VAE on the monovariant "
+        "batches, 10,000 cached batches",
+        ["--pretrain-steps", "12500", "--pretrain-data", "monovariant", "--cache-batches", "10000"],
         [50_000, 150_000, 250_000, 400_000, 1_000_000],
     ),
 }

@@ -175,3 +175,27 @@ def test_pretrain_steps_train_the_first_batches_as_a_plain_vae():
     assert all(int(g[0]) >= 0 for g in first[3:])
     plain = [int(next(_cycle(images, groups, 0)(k))[1][0]) for k in range(6)]
     assert [int(g[0]) for g in first[3:]] == plain[3:]
+
+
+def test_mixed_pretraining_switches_sources_at_the_pretrain_step():
+    from keras_dcign.train import _switch_at
+
+    def source(tag):
+        def generate(start):
+            step = start
+            while True:
+                yield tag, step
+                step += 1
+
+        return generate
+
+    switched = _switch_at(3, source("mixed"), source("mono"))
+    got = [b for b, _ in zip(switched(1), range(5))]
+    assert got == [("mixed", 1), ("mixed", 2), ("mono", 3), ("mono", 4), ("mono", 5)]
+    # A resumed run past the switch reads the monovariant source at its own step.
+    assert next(switched(7)) == ("mono", 7)
+
+
+def test_recipe_refuses_unknown_pretrain_data():
+    with pytest.raises(ValueError, match="pretrain_data='shapes' is invalid"):
+        recipe("faces_64", pretrain_data="shapes")

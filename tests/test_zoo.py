@@ -64,3 +64,16 @@ def test_faces_64_reads_light_and_azimuth_and_beats_the_unchanged_input():
         assert abs(metrics["factors"][factor]["spearman"]) >= 0.9, metrics["factors"]
         errors = metrics["rerender"][factor]
         assert errors["mse"] < 0.6 * errors["input_baseline_mse"], errors
+
+
+def test_faces_64_rerenders_keep_the_person():
+    """A face turned or relit by faces_64 is nearer that person's true picture than anyone's."""
+    model = keras_dcign.from_preset("faces_64")
+    people = np.asarray(faces.identities("test"))[:12]
+    images = faces.render(people, image_size=model.image_size)[..., None].astype("float32")
+    for change in ({"azimuth": 30.0}, {"light": 40.0}):
+        out = keras.ops.convert_to_numpy(model.rerender(images, **change))
+        truth = faces.render(people, image_size=model.image_size, **change)
+        distance = np.mean((out[:, None, ..., 0] - truth[None]) ** 2, axis=(2, 3))
+        nearest = np.argmin(distance, axis=1)
+        assert np.mean(nearest == np.arange(len(people))) >= 0.75, (change, nearest)
