@@ -7,14 +7,12 @@ The API cases check the same through the library's exceptions.
 """
 
 import hashlib
-import http.server
 import json
 import os
 import shutil
 import struct
 import subprocess
 import sys
-import threading
 import zlib
 from pathlib import Path
 
@@ -852,26 +850,12 @@ def test_resume_takes_the_newest_intact_checkpoint(tmp_path, home):
     assert not list(checkpoints.glob(".step-*"))
 
 
-def test_rejected_archive_does_not_stay_in_the_cache(tmp_path, home):
+def test_rejected_archive_does_not_stay_in_the_cache(served, home):
     from keras_dcign.presets import fetch
 
-    (tmp_path / "www").mkdir()
-    (tmp_path / "www" / "p.zip").write_bytes(b"not an archive")
+    root, base = served
+    (root / "p.zip").write_bytes(b"not an archive")
     digest = hashlib.sha256(b"not an archive").hexdigest()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(tmp_path / "www"), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/p.zip#sha256={digest}"
-    try:
-        with pytest.raises(OSError, match="is not a zip or tar archive"):
-            fetch(url, progress=False)
-    finally:
-        server.shutdown()
+    with pytest.raises(OSError, match="is not a zip or tar archive"):
+        fetch(f"{base}/p.zip#sha256={digest}", progress=False)
     assert not list((home / "keras_dcign" / "presets").rglob("*"))

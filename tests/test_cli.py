@@ -124,33 +124,17 @@ def test_zoo_commands(preset):
     assert result.exit_code == 0 and "Tiny card" in result.output
 
 
-def test_download_checksum_mismatch_over_loopback(tmp_path):
-    import http.server
-    import threading
-
-    (tmp_path / "www").mkdir()
-    (tmp_path / "www" / "blob.bin").write_bytes(b"abc" * 1000)
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(tmp_path / "www"), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/blob.bin"
-    try:
-        bad = _run("download", url, "--sha256", "0" * 64, "--dest", tmp_path / "got")
-        assert bad.exit_code == 1 and "sha256 mismatch" in bad.output
-        assert not (tmp_path / "got" / "blob.bin").exists()
-        good = hashlib.sha256(b"abc" * 1000).hexdigest()
-        ok = _run("download", url, "--sha256", good, "--dest", tmp_path / "got")
-        assert ok.exit_code == 0, ok.output
-        assert (tmp_path / "got" / "blob.bin").read_bytes() == b"abc" * 1000
-    finally:
-        server.shutdown()
+def test_download_checksum_mismatch_over_loopback(tmp_path, served):
+    root, base = served
+    (root / "blob.bin").write_bytes(b"abc" * 1000)
+    url = f"{base}/blob.bin"
+    bad = _run("download", url, "--sha256", "0" * 64, "--dest", tmp_path / "got")
+    assert bad.exit_code == 1 and "sha256 mismatch" in bad.output
+    assert not (tmp_path / "got" / "blob.bin").exists()
+    good = hashlib.sha256(b"abc" * 1000).hexdigest()
+    ok = _run("download", url, "--sha256", good, "--dest", tmp_path / "got")
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "got" / "blob.bin").read_bytes() == b"abc" * 1000
 
 
 def test_installed_dcign_renders_in_a_subprocess(preset, face):

@@ -1,7 +1,5 @@
 import hashlib
-import http.server
 import tarfile
-import threading
 
 import keras
 import numpy as np
@@ -89,25 +87,6 @@ def test_hub_sources_need_their_clients():
         except ImportError:
             with pytest.raises(ValueError, match=f"needs {module}"):
                 from_preset(f"{scheme}owner/model")
-
-
-@pytest.fixture
-def served(tmp_path):
-    """A real HTTP server on 127.0.0.1 serving tmp_path/www."""
-    root = tmp_path / "www"
-    root.mkdir()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_preset_archive_over_http(tmp_path, served, monkeypatch):
