@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BACKEND, blob_images, tiny_calibrated_model, tiny_model
+from helpers import BACKEND, blob_images, tiny_calibrated_model, tiny_model
 from PIL import Image
 
 DCIGN = shutil.which("dcign") or os.path.join(os.path.dirname(sys.executable), "dcign")

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import tiny_calibrated_model
+from helpers import tiny_calibrated_model
 from keras_dcign.cli.main import cli
 from PIL import Image
 

@@ -5,7 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import ALL_BACKENDS, BACKEND, blob_images, run_python, tiny_model
+from helpers import ALL_BACKENDS, BACKEND, blob_images, run_python, tiny_model
 
 READER = """
 import json, sys, numpy as np, keras

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import RANGES, tiny_calibrated_model, tiny_model
+from helpers import RANGES, tiny_calibrated_model, tiny_model
 from keras import ops
 from keras_dcign.cli.main import cli
 from PIL import Image

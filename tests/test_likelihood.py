@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import blob_images, tiny_model, value_and_grad
+from helpers import blob_images, tiny_model, value_and_grad
 from keras import ops
 
 from keras_dcign import DCIGN

@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import blob_images, tiny_model
+from helpers import blob_images, tiny_model
 
 from keras_dcign import DCIGN, DiagonalGaussian, plan_padding
 

@@ -8,7 +8,7 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND
+from helpers import BACKEND
 
 ROOT = Path(__file__).resolve().parents[1]
 

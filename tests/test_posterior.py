@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, value_and_grad
+from helpers import BACKEND, value_and_grad
 
 from keras_dcign import DiagonalGaussian
 

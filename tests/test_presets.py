@@ -4,7 +4,7 @@ import tarfile
 import keras
 import numpy as np
 import pytest
-from conftest import blob_images, tiny_model
+from helpers import blob_images, tiny_model
 
 import keras_dcign
 from keras_dcign import Calibration, from_preset

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import tiny_calibrated_model
+from helpers import tiny_calibrated_model
 from PIL import Image
 
 from keras_dcign.rendering import load_image, rerender_file, traverse_file

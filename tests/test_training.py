@@ -3,7 +3,7 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, blob_images, run_python, tiny_model
+from helpers import BACKEND, blob_images, run_python, tiny_model
 
 KINDS = ["azimuth", "elevation", "light", "intrinsic", "none"]
 
@@ -103,7 +103,7 @@ def test_jax_data_parallel_training():
         """
 import sys; sys.path.insert(0, %r)
 import jax, keras, numpy as np
-from conftest import blob_images, tiny_model
+from helpers import blob_images, tiny_model
 assert len(jax.devices()) == 2
 keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
 model = tiny_model()
