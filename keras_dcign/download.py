@@ -1,5 +1,15 @@
 """Fetching presets and datasets into the cache: mirrors, resume, checksums, safe extraction.
 
+The package's one fetch layer; it imports nothing of the model, the presets or the
+Torch7 converter:
+
+- `download`, `extract_archive`, `cache_dir`, `sha256_of`: one file over HTTP(S) or
+  `file://`, checked; an archive unpacked safely; the cache folders.
+- `fetch_archive` (a preset archive URL), `fetch_hub` (`hf://`), `fetch_kaggle`
+  (`kaggle://`), `fetch_file` (a plain file): the sources `dcign download` accepts.
+- `fetch_release`, `fetch_dataset`: the authors' Torch7 release (its network, which
+  `keras_dcign.torch7` converts, and its dataset in the original layout).
+
 Only the standard library talks to the network. A file is written under a temporary
 `.part` name, resumed from where it stopped on the next call, and renamed into place only
 once its size and sha256 check out, so the cache never holds a half or a wrong file.
@@ -16,9 +26,11 @@ Example:
 """
 
 import contextlib
+import datetime
 import hashlib
 import http.client
 import ipaddress
+import json
 import os
 import posixpath
 import re
@@ -26,13 +38,13 @@ import shutil
 import socket
 import ssl
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
 
+from keras_dcign.files import atomic_folder, atomic_write
 from keras_dcign.version import __version__
 
 # Connecting is quick when a host is up; a dead one should fail in seconds, while a slow
@@ -43,6 +55,17 @@ _LOOPBACK_NAMES = ("localhost",)
 # Python's tar "data" filter exists from 3.10.12 / 3.11.4; older ones get stricter link rules.
 _HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 _FILTER_ERRORS = getattr(tarfile, "FilterError", ())
+# The authors' Torch7 release (network and dataset), whose links last worked in 2017.
+LAST_WORKING = "2017"
+NETWORK_HINT = (
+    "if you have a copy of dcign_sample_trained.zip or its parameters.t7, convert it with "
+    "`dcign import-torch7 PATH --out DIR` and load DIR with keras_dcign.from_preset(DIR)."
+)
+DATASET_HINT = (
+    "if you have a copy of dcign_facedataset_monovariant.zip, unzip it and pass the folder "
+    "holding its th_* folders to `dcign train --data-dir` or faces.load_reference_layout."
+)
+SOURCE_FILE = "source.json"
 
 
 class DownloadError(OSError):
@@ -194,26 +217,255 @@ def extract_archive(archive, target):
     >>> extract_archive("faces.tar.gz", cache_dir("datasets") / "faces")
     """
     archive, target = Path(archive), Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = _temp_sibling(target, ".partial")
-    try:
+    with atomic_folder(target, ours=_any_folder, what="an unpacked archive") as staging:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, staging)
         elif tarfile.is_tarfile(archive):
             _extract_tar(archive, staging)
         else:
             raise ArchiveError(f"{archive} is not a zip or tar archive")
-        if target.exists():
-            # Swap the old copy out in one rename rather than deleting it file by file.
-            old = _temp_sibling(target, ".old")
-            os.replace(target, old / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def check_folder(path, required_files, what="a preset folder"):
+    """`path` as a `Path`, once it holds every one of `required_files`.
+
+    Raises:
+        ValueError: naming `path` and the first file it lacks.
+    """
+    path = Path(path)
+    for required in required_files:
+        if not (path / required).is_file():
+            raise ValueError(f"{path} is not {what}: it has no {required}.")
+    return path
+
+
+def fetch_archive(urls, sha256, name, progress=True, required_files=()):
+    """Downloads an archive once and unpacks it in the cache: the folder it holds.
+
+    The archive goes to `$KERAS_HOME/keras_dcign/presets/<name>/preset.archive` and is
+    unpacked beside it into `preset/`; an archive holding one top folder gives that folder.
+    A later call finds the unpacked folder and makes no request. An archive that is
+    refused (unsafe, damaged, or without `required_files`) is removed from the cache.
+
+    Args:
+        urls: mirror URLs tried in order.
+        sha256: the archive's expected sha256, or None.
+        name: the cache folder's name.
+        progress: show a progress bar while downloading.
+        required_files: files the unpacked folder must hold (a preset's config and weights).
+
+    Returns:
+        The unpacked folder's `Path`.
+
+    Raises:
+        DownloadError: no mirror delivered a verified archive.
+        ValueError: the archive holds no folder with `required_files`.
+    """
+    folder = cache_dir("presets", name)
+    unpacked = folder / "preset"
+    if unpacked.is_dir():
+        cached = _archive_root(unpacked, required_files)
+        if all((cached / required).is_file() for required in required_files):
+            return cached
+    archive = download(urls, folder / "preset.archive", sha256=sha256, progress=progress)
+    try:
+        extract_archive(archive, unpacked)
+        return check_folder(_archive_root(unpacked, required_files), required_files)
+    except (ValueError, OSError):
+        # A rejected archive must not stay in the cache, where it would be taken next time.
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _archive_root(unpacked, required_files):
+    """The unpacked folder, or the one folder inside it when the files are not at its top."""
+    inner = [p for p in unpacked.iterdir() if p.is_dir()]
+    if not all((unpacked / f).exists() for f in required_files) and len(inner) == 1:
+        return inner[0]
+    return unpacked
+
+
+def fetch_hub(source):
+    """The local snapshot of an `hf://owner/repo` source, through `huggingface_hub`."""
+    try:
+        import huggingface_hub
+    except ImportError as error:
+        raise ValueError(
+            f"{source!r} needs huggingface_hub; install it with `pip install huggingface_hub`."
+        ) from error
+    return Path(huggingface_hub.snapshot_download(repo_id=source[len("hf://") :]))
+
+
+def fetch_kaggle(source):
+    """The local copy of a `kaggle://owner/model/framework/variant` source, through `kagglehub`."""
+    try:
+        import kagglehub
+    except ImportError as error:
+        raise ValueError(
+            f"{source!r} needs kagglehub; install it with `pip install kagglehub`."
+        ) from error
+    return Path(kagglehub.model_download(source[len("kaggle://") :]))
+
+
+def fetch_file(url, sha256, dest=None, progress=True):
+    """Downloads one plain file, checked against `sha256`, into the folder `dest`.
+
+    The file keeps the URL's last path segment as its name. A file of that name already
+    in `dest` is refused unless it is the very file (same sha256), so nothing foreign is
+    replaced.
+
+    Args:
+        url: the file's `https://` (or `file://`, loopback `http://`) URL.
+        sha256: its expected sha256.
+        dest: the folder to save it in; default `$KERAS_HOME/keras_dcign/files`.
+        progress: show a progress bar while downloading.
+
+    Returns:
+        The file's `Path`.
+    """
+    name = url.rsplit("/", 1)[-1].split("?")[0] or "download"
+    folder = Path(dest) if dest else cache_dir("files")
+    folder.mkdir(parents=True, exist_ok=True)
+    _check_not_foreign_file(folder / name, sha256)
+    return download([url], folder / name, sha256=sha256, progress=progress)
+
+
+def _check_not_foreign_file(path, sha256):
+    """Refuses to replace a file of the same name that is not the one being downloaded."""
+    if path.exists() and not (path.is_file() and sha256_of(path) == sha256.strip().lower()):
+        raise ValueError(
+            f"{path} already exists and is not the file being downloaded; nothing was changed. "
+            "Expected a folder without a file of that name."
+        )
+
+
+def fetch_release(name, entry, progress=True):
+    """Downloads the authors' Torch7 network a registry entry names, into the cache.
+
+    Args:
+        name: the zoo name (e.g. `"faces_basel_original"`).
+        entry: its registry entry: `urls` (mirrors, tried in order), and optional
+            `sha256` and `size` of the download.
+        progress: show a progress bar while downloading.
+
+    Returns:
+        `(path, url)`: the downloaded file, in `$KERAS_HOME/keras_dcign/presets/<name>`,
+        and the URL that served it.
+
+    Raises:
+        DownloadError: no mirror delivered the file; the message says how to use a copy.
+    """
+    folder = cache_dir("presets", name)
+    return download_release(entry, folder, f"the {name} network", NETWORK_HINT, progress)
+
+
+def fetch_dataset(name, entry, holding, dest=None, progress=True):
+    """Downloads a registry dataset zip and unpacks it in the original layout.
+
+    The archive is extracted safely (no member may land outside the target)
+    and the folder holding its set folders (`holding`, the `th_*_VARIED`
+    folders) becomes `dest`, which `faces.load_reference_layout` reads. A
+    `source.json` records the URL and the zip's sha256; the zip itself is
+    deleted once unpacked. `dest` appears whole or not at all.
+
+    Args:
+        name: the dataset's registry name (e.g. `"faces-original"`).
+        entry: its registry entry: `urls` (mirrors, tried in order) and
+            optional `sha256` and `size`.
+        holding: names of the folders the dataset's top folder holds.
+        dest: the folder to create (must be absent or empty); default
+            `$KERAS_HOME/keras_dcign/datasets/<name>`.
+        progress: show a progress bar while downloading.
+
+    Returns:
+        The dataset folder's `Path`.
+
+    Example:
+
+    >>> from keras_dcign.presets import fetch
+    >>> root = fetch("faces-original")  # what `dcign download faces-original` runs
+    >>> batches = faces.load_reference_layout(root, image_size=150, split="test")
+    """
+    target = Path(dest) if dest is not None else cache_dir("datasets", name)
+    if (target / SOURCE_FILE).is_file():
+        return target
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ValueError(f"{target} exists and is not empty; expected a new or empty folder.")
+    downloads = cache_dir("downloads")
+    archive, url = download_release(entry, downloads, f"the {name} dataset", DATASET_HINT, progress)
+    digest = sha256_of(archive)
+    unpacked = extract_archive(archive, downloads / f"{name}.unpacked")
+    try:
+        root = find_folder_holding(unpacked, holding)
+        if root is None:
+            raise ValueError(
+                f"{url} no longer serves the DC-IGN dataset (its zip holds no th_*_VARIED "
+                f"folders); {DATASET_HINT}"
+            )
+        # An empty `dest` (perhaps the current folder) is filled, never removed.
+        with atomic_folder(target, ours=_is_dataset_folder, what="a downloaded dataset") as staging:
+            for child in root.iterdir():
+                shutil.move(str(child), str(staging / child.name))
+            record = {
+                "name": name,
+                "source": url,
+                "sha256": digest,
+                "date_downloaded": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            }
+            atomic_write(staging / SOURCE_FILE, json.dumps(record, indent=2))
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+        archive.unlink(missing_ok=True)
+    return target
+
+
+def _is_dataset_folder(folder):
+    """Whether `folder` is a dataset `fetch_dataset` wrote: it has a `source.json`."""
+    return (Path(folder) / SOURCE_FILE).is_file()
+
+
+def find_folder_holding(folder, names, depth=3):
+    """The shallowest folder under `folder` with a child named in `names`, or None."""
+    level = [Path(folder)]
+    for _ in range(depth + 1):
+        for candidate in level:
+            if any((candidate / n).is_dir() for n in names):
+                return candidate
+        level = [p for f in level for p in sorted(f.iterdir()) if p.is_dir()]
+    return None
+
+
+def download_release(entry, folder, what, hint, progress):
+    """Fetches `entry["urls"]` (mirrors in order) into `folder`: `(path, url that served it)`.
+
+    Raises:
+        DownloadError: every mirror failed; the message names each, says when the
+            release links last worked, and ends with `hint`.
+    """
+    urls = entry["urls"]
+    dest = Path(folder) / urls[0].rsplit("/", 1)[-1].split("?")[0]
+    failures = []
+    for url in urls:
+        try:
+            path = download(
+                [url], dest, sha256=entry.get("sha256"), size=entry.get("size"), progress=progress
+            )
+        except DownloadError as error:
+            failures.extend(error.failures)
+            continue
+        return path, url
+    tried = "; ".join(f"{url}: {reason}" for url, reason in failures)
+    raise DownloadError(
+        f"Could not download {what} ({tried}); the release links were last known to work in "
+        f"{LAST_WORKING}; {hint}",
+        failures,
+    )
+
+
+def _any_folder(folder):
+    """An archive's target is the caller's to replace, whatever it holds."""
+    return True
 
 
 def _url_problem(url):
@@ -434,11 +686,6 @@ def _progress_bar(enabled, name, total, completed):
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task(name, total=total, completed=completed)
         yield lambda n: bar.advance(task, n)
-
-
-def _temp_sibling(target, suffix):
-    """A new hidden folder beside `target`, on the same file system so renames are atomic."""
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
 
 
 def _extract_zip(archive, staging):

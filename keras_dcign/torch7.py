@@ -1,4 +1,4 @@
-"""The authors' Torch7 release of DC-IGN: its network as a preset, its dataset on disk.
+"""The authors' Torch7 release of DC-IGN: its network converted into a preset.
 
 The reference code saved a trained network as a folder holding `parameters.t7`:
 the flat vector `model:getParameters()` returns, every module's weight then bias
@@ -13,9 +13,12 @@ Keras disagree in three places, all handled here:
   channels-last (15, 15, 24), so the linear layers next to the flatten and the
   reshape have their 5400-long side permuted.
 
-`fetch_preset` and `fetch_dataset` download the release the zoo registry names
-(`faces_basel_original`, `faces-original`); its links were last known to work
-in 2017.
+`keras_dcign.download` downloads the release the zoo registry names
+(`faces_basel_original`, `faces-original`; its links were last known to work
+in 2017) and `convert_release` turns the network into the cached preset. This
+module builds the model by its registered Keras name and writes the preset with
+the model's own `save_to_preset`, so it imports neither `keras_dcign.model` nor
+`keras_dcign.presets`.
 
 Example:
 
@@ -23,9 +26,7 @@ Example:
 >>> model = keras_dcign.from_preset(preset)
 """
 
-import datetime
-import json
-import shutil
+import hashlib
 import tempfile
 import zipfile
 from pathlib import Path
@@ -33,22 +34,15 @@ from pathlib import Path
 import numpy as np
 
 from keras_dcign.datasets.reference_layout import within_storage
+from keras_dcign.download import NETWORK_HINT, cache_dir, sha256_of
+from keras_dcign.files import check_distinct, check_output_folder
+from keras_dcign.graphics_code import GraphicsCode
 
 IMAGE_SIZE = 150
 GRID = 15  # side of the last encoder maps at 150 px: 150 -> 73 -> 34 -> 15
 REFERENCE_LATENTS = 200
 REFERENCE_FEATURE_MAPS = 96
 PARAMETERS_FILE = "parameters.t7"
-SOURCE_FILE = "source.json"
-_LAST_WORKING = "2017"
-_NETWORK_HINT = (
-    "if you have a copy of dcign_sample_trained.zip or its parameters.t7, convert it with "
-    "`dcign import-torch7 PATH --out DIR` and load DIR with keras_dcign.from_preset(DIR)."
-)
-_DATASET_HINT = (
-    "if you have a copy of dcign_facedataset_monovariant.zip, unzip it and pass the folder "
-    "holding its th_* folders to `dcign train --data-dir` or faces.load_reference_layout."
-)
 
 
 def reference_layout(latents=REFERENCE_LATENTS, feature_maps=REFERENCE_FEATURE_MAPS):
@@ -161,8 +155,6 @@ def read_parameters(path):
         ValueError: no `parameters.t7` is found, or it is not a readable
             Torch7 tensor of finite numbers.
     """
-    from keras_dcign.download import sha256_of
-
     path = Path(path)
     if path.is_dir():
         found = [str(p.relative_to(path)) for p in path.rglob(PARAMETERS_FILE)]
@@ -188,8 +180,6 @@ def _looks_like_zip(path):
 
 
 def _read_zipped_parameters(archive):
-    import hashlib
-
     try:
         with zipfile.ZipFile(archive) as zf:
             names = [
@@ -312,9 +302,6 @@ def import_torch7(path, out=None, latents=None, feature_maps=None):
     >>> model = keras_dcign.from_preset(preset)
     >>> faces = model.decode(np.zeros((1, 200), "float32"))
     """
-    from keras_dcign.download import cache_dir, sha256_of
-    from keras_dcign.files import check_distinct, check_output_folder
-
     path = Path(path)
     if out is not None:
         # Checked before the (slow) read, and again when the preset is written.
@@ -333,13 +320,22 @@ def import_torch7(path, out=None, latents=None, feature_maps=None):
     return _write_preset(vector, layout, Path(out), provenance)
 
 
-def _write_preset(vector, layout, out, provenance, name=None):
-    from keras_dcign.graphics_code import GraphicsCode
-    from keras_dcign.model import DCIGN
-    from keras_dcign.presets import save_to_preset
+def _dcign_class():
+    """The `DCIGN` class, by the name it registers with Keras when `keras_dcign` is imported."""
+    import keras
 
+    model_class = keras.saving.get_registered_object("keras_dcign>DCIGN")
+    if model_class is None:
+        raise RuntimeError(
+            "keras_dcign>DCIGN is not registered with Keras; expected `import keras_dcign` "
+            "to have registered it."
+        )
+    return model_class
+
+
+def _write_preset(vector, layout, out, provenance, name=None):
     latents, feature_maps = layout
-    model = DCIGN(
+    model = _dcign_class()(
         image_size=IMAGE_SIZE,
         feature_maps=feature_maps,
         code=GraphicsCode.paper(intrinsic=latents - 3),
@@ -354,7 +350,7 @@ def _write_preset(vector, layout, out, provenance, name=None):
         converted_with="keras_dcign.import_torch7",
     )
     card = _model_card(name, provenance)
-    return save_to_preset(model, out, metadata={"torch7": provenance}, card=card)
+    return model.save_to_preset(out, metadata={"torch7": provenance}, card=card)
 
 
 def _model_card(name, info):
@@ -401,43 +397,39 @@ inactive units give 0 instead of 1e-6, a change far below that tolerance.
 """
 
 
-def fetch_preset(name, entry, progress=True):
-    """Downloads a registry entry's Torch7 release once, converts it, caches the preset.
+def convert_release(archive, url, out, name, parameters):
+    """Converts a downloaded Torch7 release into the preset folder `out`, once.
+
+    `keras_dcign.download.fetch_release` downloads the file; this reads its
+    `parameters.t7`, writes the preset (its metadata records `url` and the
+    file's sha256) and deletes the download, which the preset replaces.
 
     Args:
-        name: the zoo name (e.g. `"faces_basel_original"`).
-        entry: its registry entry: `urls` (mirrors, tried in order), `parameters`,
-            and optional `sha256` and `size` of the download.
-        progress: show a progress bar while downloading.
+        archive: the downloaded release (zip, folder or `parameters.t7`).
+        url: the URL that served it, for the preset's provenance.
+        out: the preset folder to write.
+        name: the zoo name, the model card's title.
+        parameters: how many parameters the release holds (its registry entry's).
 
     Returns:
-        The cached preset folder, `$KERAS_HOME/keras_dcign/presets/<name>/preset`.
+        `out` as a `Path`.
 
     Raises:
-        DownloadError: no mirror delivered the file.
-        ValueError: the file downloaded is not the release it names.
+        ValueError: the file is not the release it names; it is deleted, and the
+            message says how to convert a copy instead.
     """
-    from keras_dcign.download import cache_dir, sha256_of
-    from keras_dcign.presets import CONFIG_FILE, WEIGHTS_FILE
-
-    folder = cache_dir("presets", name)
-    preset = folder / "preset"
-    if (preset / CONFIG_FILE).is_file() and (preset / WEIGHTS_FILE).is_file():
-        return preset
-    archive, url = _download_release(entry, folder, f"the {name} network", _NETWORK_HINT, progress)
+    archive = Path(archive)
     try:
         vector, info = read_parameters(archive)
-        if len(vector) != entry["parameters"]:
+        if len(vector) != parameters:
             raise ValueError(
-                f"its {PARAMETERS_FILE} holds {len(vector):,} parameters, "
-                f"expected {entry['parameters']:,}"
+                f"its {PARAMETERS_FILE} holds {len(vector):,} parameters, expected {parameters:,}"
             )
         layout = infer_layout(len(vector), source=info["file"])
     except ValueError as error:
         archive.unlink(missing_ok=True)
         raise ValueError(
-            f"{url} no longer serves the DC-IGN release ({str(error).rstrip('.')}); "
-            + _NETWORK_HINT
+            f"{url} no longer serves the DC-IGN release ({str(error).rstrip('.')}); " + NETWORK_HINT
         ) from None
     provenance = {
         "source": url,
@@ -445,116 +437,6 @@ def fetch_preset(name, entry, progress=True):
         "parameters_file": info["file"],
         "parameters_sha256": info["sha256"],
     }
-    _write_preset(vector, layout, preset, provenance, name=name)
+    out = _write_preset(vector, layout, Path(out), provenance, name=name)
     archive.unlink()  # the preset is what is kept; the zip's sha256 is in its metadata
-    return preset
-
-
-def registry_datasets():
-    """The zoo registry's datasets: `{name: entry}` (e.g. `"faces-original"`)."""
-    from keras_dcign.presets import _zoo_dir
-
-    with open(_zoo_dir() / "registry.json") as handle:
-        return json.load(handle).get("datasets", {})
-
-
-def fetch_dataset(name, entry, dest=None, progress=True):
-    """Downloads a registry dataset zip and unpacks it in the original layout.
-
-    The archive is extracted safely (no member may land outside the target)
-    and the folder holding its `th_*_VARIED` folders becomes `dest`, which
-    `faces.load_reference_layout` reads. A `source.json` records the URL and
-    the zip's sha256; the zip itself is deleted once unpacked.
-
-    Args:
-        name: the dataset's registry name (e.g. `"faces-original"`).
-        entry: its registry entry: `urls` (mirrors, tried in order) and
-            optional `sha256` and `size`.
-        dest: the folder to create (must be absent or empty); default
-            `$KERAS_HOME/keras_dcign/datasets/<name>`.
-        progress: show a progress bar while downloading.
-
-    Returns:
-        The dataset folder's `Path`.
-
-    Example:
-
-    >>> from keras_dcign.presets import fetch
-    >>> root = fetch("faces-original")  # what `dcign download faces-original` runs
-    >>> batches = faces.load_reference_layout(root, image_size=150, split="test")
-    """
-    from keras_dcign.datasets.reference_layout import SET_NAMES
-    from keras_dcign.download import cache_dir, extract_archive, sha256_of
-
-    target = Path(dest) if dest is not None else cache_dir("datasets", name)
-    if (target / SOURCE_FILE).is_file():
-        return target
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ValueError(f"{target} exists and is not empty; expected a new or empty folder.")
-    downloads = cache_dir("downloads")
-    archive, url = _download_release(
-        entry, downloads, f"the {name} dataset", _DATASET_HINT, progress
-    )
-    digest = sha256_of(archive)
-    unpacked = extract_archive(archive, downloads / f"{name}.unpacked")
-    try:
-        sets = {"th_" + s for s in SET_NAMES.values()}
-        root = _find_folder_holding(unpacked, sets)
-        if root is None:
-            raise ValueError(
-                f"{url} no longer serves the DC-IGN dataset (its zip holds no th_*_VARIED "
-                f"folders); {_DATASET_HINT}"
-            )
-        target.absolute().parent.mkdir(parents=True, exist_ok=True)
-        # An empty `dest` (perhaps the current folder) is filled, never removed.
-        if target.exists():
-            for entry in root.iterdir():
-                shutil.move(str(entry), str(target / entry.name))
-        else:
-            shutil.move(str(root), str(target))
-        record = {
-            "name": name,
-            "source": url,
-            "sha256": digest,
-            "date_downloaded": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        }
-        (target / SOURCE_FILE).write_text(json.dumps(record, indent=2))
-    finally:
-        shutil.rmtree(unpacked, ignore_errors=True)
-        archive.unlink(missing_ok=True)
-    return target
-
-
-def _find_folder_holding(folder, names, depth=3):
-    """The shallowest folder under `folder` with a child named in `names`, or None."""
-    level = [folder]
-    for _ in range(depth + 1):
-        for candidate in level:
-            if any((candidate / n).is_dir() for n in names):
-                return candidate
-        level = [p for f in level for p in sorted(f.iterdir()) if p.is_dir()]
-    return None
-
-
-def _download_release(entry, folder, what, hint, progress):
-    """Fetches `entry["urls"]` (mirrors in order) into `folder`: `(path, url that served it)`."""
-    from keras_dcign.download import DownloadError, download
-
-    urls = entry["urls"]
-    dest = folder / urls[0].rsplit("/", 1)[-1].split("?")[0]
-    failures = []
-    for url in urls:
-        try:
-            path = download(
-                [url], dest, sha256=entry.get("sha256"), size=entry.get("size"), progress=progress
-            )
-        except DownloadError as error:
-            failures.extend(error.failures)
-            continue
-        return path, url
-    tried = "; ".join(f"{url}: {reason}" for url, reason in failures)
-    raise DownloadError(
-        f"Could not download {what} ({tried}); the release links were last known to work in "
-        f"{_LAST_WORKING}; {hint}",
-        failures,
-    )
+    return out

@@ -13,11 +13,11 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from keras_dcign.cli.main import cli
-from keras_dcign.cli.torch7 import import_torch7 as import_command
+from keras_dcign_cli.main import cli
+from keras_dcign_cli.torch7 import import_torch7 as import_command
 from torch7_writer import write_float_tensor, write_t7
 
-from keras_dcign import from_preset, presets, torch7
+from keras_dcign import from_preset, presets, torch7, zoo
 from keras_dcign.datasets import faces
 from keras_dcign.download import ArchiveError, DownloadError
 
@@ -191,17 +191,17 @@ def server():
 @pytest.fixture
 def registry(tmp_path, monkeypatch):
     """The real registry with its release links pointed at `urls` (a loopback server)."""
-    zoo = tmp_path / "zoo"
-    zoo.mkdir()
-    real = json.loads((presets._zoo_dir() / "registry.json").read_text())
-    monkeypatch.setattr(presets, "_zoo_dir", lambda: zoo)
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    real = zoo.registry()
+    monkeypatch.setattr(zoo, "ZOO_DIR", folder)
 
     def point(network=None, dataset=None):
         if network is not None:
             real["presets"]["faces_basel_original"]["urls"] = network
         if dataset is not None:
             real["datasets"]["faces-original"]["urls"] = dataset
-        (zoo / "registry.json").write_text(json.dumps(real))
+        (folder / "registry.json").write_text(json.dumps(real))
 
     return point
 
