@@ -233,13 +233,12 @@ def worker_layers_jax(size, repeats):
     import numpy as np
     from keras import ops
 
-    from keras_dcign.layers import Conv2D
 
     def ms(fn, *args):
         return _best_ms(lambda: jax.block_until_ready(fn(*args)), repeats)
 
     def conv(x, w):
-        if w.shape[-1] <= Conv2D.TAP_SUM_MAX_FILTERS and jax_cpu.on_jax_cpu():
+        if w.shape[-1] <= jax_cpu.TAP_SUM_MAX_FILTERS and jax_cpu.on_jax_cpu():
             return jax_cpu.tap_sum_conv(x, w)
         return ops.conv(x, w)
 

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import click
-
-from keras_dcign.version import __version__
+from keras_dcign_cli.library import import_library
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -36,7 +35,8 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="dcign")
+# The version comes from the installed distribution: importing keras_dcign would load Keras.
+@click.version_option(package_name="keras-dcign", prog_name="dcign")
 @click.option(
     "--backend",
     type=click.Choice(BACKENDS),
@@ -47,9 +47,13 @@ class _Group(click.Group):
 @click.pass_context
 def cli(ctx, backend, debug):
     """DC-IGN: learn a graphics code of faces and re-render them with new pose or light."""
+    _set_backend(backend)
+    ctx.obj = {"debug": debug}
+
+
+def _set_backend(backend):
     if backend:
         os.environ["KERAS_BACKEND"] = backend
-    ctx.obj = {"debug": debug}
 
 
 def _compared_with_bundled(preset_dir):
@@ -88,6 +92,27 @@ class _GaussianScale(click.ParamType):
         return number
 
 
+class _LibraryChoice(click.Choice):
+    """A choice among the keys of a library table, read when first needed (parsing the option,
+    or its command's --help), so that `dcign --help` does not load Keras."""
+
+    def __init__(self, module, table):
+        self._source = (module, table)
+        super().__init__(())
+
+    @property
+    def choices(self):
+        import importlib
+
+        import_library()
+        module, table = self._source
+        return tuple(getattr(importlib.import_module(module), table))
+
+    @choices.setter
+    def choices(self, value):
+        pass  # always read from the library
+
+
 def _console():
     from rich.console import Console
 
@@ -99,10 +124,10 @@ def _console():
 @click.option(
     "--config",
     "config",
-    type=click.Choice(["faces_64", "faces_basel"]),
+    type=_LibraryChoice("keras_dcign.training.recipes", "RECIPES"),
     default="faces_64",
     show_default=True,
-    help="Training recipe.",
+    help="Training recipe (see docs/recipes.md).",
 )
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps.")
 @click.option("--image-size", type=click.IntRange(min=16), default=None)
@@ -195,13 +220,15 @@ def _console():
     "command_backend",
     type=click.Choice(BACKENDS),
     default=None,
+    is_eager=True,  # set before --config's choices load the library (and Keras)
+    expose_value=False,
+    callback=lambda ctx, param, value: _set_backend(value),
     help="Keras backend for this run.",
 )
-def train(config, out, command_backend, **options):
+def train(config, out, **options):
     """Train a DC-IGN on generated faces and write a calibrated preset."""
-    if command_backend:
-        os.environ["KERAS_BACKEND"] = command_backend
-    from keras_dcign.train import train as run
+    import_library()
+    from keras_dcign.training import train as run
 
     command = "dcign " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dcign") else None
     result = run(out=out or os.path.join("runs", config), config=config, command=command, **options)
@@ -226,6 +253,7 @@ def train(config, out, command_backend, **options):
 @click.option("--sha256", default=None, help="Expected checksum of a plain URL.")
 def download(source, dest, sha256):
     """Fetch a preset (zoo name or archive URL) or a registry dataset, with resume and checks."""
+    import_library()
     from keras_dcign.presets import fetch
 
     path = fetch(source, dest=dest, sha256=sha256)
@@ -252,6 +280,7 @@ FACTOR_HELP = "degrees or {names}"
 )
 def render(input_path, light, azimuth, elevation, preset, out, compare, crop):
     """Re-render INPUT with a new light, azimuth or elevation."""
+    import_library()
     from keras_dcign.presets import from_preset, load_calibration, resolve_preset
     from keras_dcign.rendering import (
         check_factors,
@@ -284,6 +313,7 @@ def render(input_path, light, azimuth, elevation, preset, out, compare, crop):
 @click.option("--crop", type=click.Choice(["center", "auto", "none"]), default="center")
 def traverse(input_path, factor, frames, preset, out, crop):
     """Sweep one factor over its calibrated range: an animated GIF and a PNG grid."""
+    import_library()
     from keras_dcign.presets import from_preset, load_calibration, resolve_preset
     from keras_dcign.rendering import check_traversal, read_image, traverse_file, traverse_outputs
 
@@ -319,28 +349,17 @@ def traverse(input_path, factor, frames, preset, out, crop):
 )
 def evaluate(preset, out, as_json, split, seed, quick, update_card):
     """Measure a preset against the generated faces' ground truth (metrics.json, figures)."""
+    import_library()
     import json
 
-    from keras_dcign.evaluation import QUICK, figures, report
-    from keras_dcign.evaluation import evaluate as run
-    from keras_dcign.files import check_distinct
-    from keras_dcign.presets import from_preset, resolve_preset
+    from keras_dcign.evaluation import evaluate_preset, report
 
-    folder = resolve_preset(preset)
-    # A run's folder holds its preset in `preset/`: name it after the run.
-    name = folder.name if folder.name != "preset" else folder.parent.name
-    out = Path(out) if out else Path("evaluation") / name
-    check_distinct([out], [folder])
-    model = from_preset(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = run(model, split=split, seed=seed, **(QUICK if quick else {}))
-    report.save_metrics(metrics, out / report.METRICS_FILE)
-    figures.scatter_plot(metrics, out / "scatter.png", title=name)
-    for factor in ("azimuth", "elevation", "light"):
-        figures.traversal_grid(model, out / f"traversal_{factor}.png", factor, split=split)
-    if update_card:
-        command = "dcign " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dcign") else None
-        report.update_card(folder, metrics, command or f"dcign evaluate {preset} --update-card")
+    command = "dcign " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dcign") else None
+    result = evaluate_preset(
+        preset, out=out, split=split, seed=seed, quick=quick, update_card=update_card,
+        command=command,
+    )
+    metrics, out = result.metrics, result.out
     if as_json:
         click.echo(json.dumps({k: v for k, v in metrics.items() if k != "scatter"}, indent=1))
     else:
@@ -358,6 +377,7 @@ def zoo():
 @zoo.command("list")
 def zoo_list():
     """A table of the presets in the zoo."""
+    import_library()
     from rich.console import Console
     from rich.table import Table
 
@@ -378,6 +398,7 @@ def zoo_list():
 @click.argument("name")
 def zoo_info(name):
     """Show a preset's model card."""
+    import_library()
     from rich.console import Console
     from rich.markdown import Markdown
 
@@ -401,6 +422,7 @@ def data():
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 def data_generate(dataset, size, batches, batch_size, split, seed, out):
     """Render a dataset once and cache it as compressed shards."""
+    import_library()
     from keras_dcign.datasets import faces
 
     path = faces.generate(
@@ -422,6 +444,7 @@ def data_generate(dataset, size, batches, batch_size, split, seed, out):
 @click.option("--seed", type=int, default=0, show_default=True)
 def data_export(out, size, batches, seed):
     """Write generated faces in the original DC-IGN dataset layout (PNG batch folders)."""
+    import_library()
     from keras_dcign.datasets import faces
 
     path = faces.export_reference_layout(out, image_size=size, n_batches=batches, seed=seed)
@@ -429,7 +452,7 @@ def data_export(out, size, batches, seed):
 
 
 def _register_extra_commands():
-    from keras_dcign.cli.torch7 import import_torch7 as import_torch7_command
+    from keras_dcign_cli.torch7 import import_torch7 as import_torch7_command
 
     cli.add_command(import_torch7_command)
 

@@ -1,6 +1,7 @@
 """`dcign import-torch7`: the authors' Torch7 network as a keras_dcign preset."""
 
 import click
+from keras_dcign_cli.library import import_library
 
 
 @click.command("import-torch7")
@@ -25,6 +26,7 @@ import click
 )
 def import_torch7(path, out, latents, feature_maps):
     """Convert a Torch7 DC-IGN network (release zip, its folder or parameters.t7) to a preset."""
+    import_library()
     from keras_dcign.torch7 import import_torch7 as convert
 
     folder = convert(path, out=out, latents=latents, feature_maps=feature_maps)

@@ -1,35 +1,33 @@
 """keras-dcign: the Deep Convolutional Inverse Graphics Network for Keras 3.
 
-Names are imported lazily so that `import keras_dcign` (and the `dcign`
-command's `--help`) stays fast; Keras is loaded on first use of a model.
+Importing the package registers its serializable classes with Keras, so a
+model saved with `model.save("m.keras")` loads with
+`keras.saving.load_model("m.keras")` after `import keras_dcign`.
+(The `dcign` command is a separate package, `keras_dcign_cli`, that imports
+this one only when a command needs a model.)
 """
 
-import importlib
+from keras_dcign.version import __version__  # noqa: I001  (first: no Keras needed)
+from keras_dcign.calibration import Calibration
+from keras_dcign.evaluation import evaluate
+from keras_dcign.graphics_code import GraphicsCode
+from keras_dcign.layers import GraphicsCodeClamp
+from keras_dcign.model import DCIGN, plan_padding
+from keras_dcign.posterior import DiagonalGaussian
+from keras_dcign.presets import from_preset, list_presets, save_to_preset
+from keras_dcign.torch7 import import_torch7
 
-from keras_dcign.version import __version__
-
-_LAZY = {
-    "GraphicsCode": "keras_dcign.graphics_code",
-    "GraphicsCodeClamp": "keras_dcign.layers",
-    "DiagonalGaussian": "keras_dcign.posterior",
-    "DCIGN": "keras_dcign.model",
-    "plan_padding": "keras_dcign.model",
-    "Calibration": "keras_dcign.calibration",
-    "from_preset": "keras_dcign.presets",
-    "save_to_preset": "keras_dcign.presets",
-    "list_presets": "keras_dcign.presets",
-    "import_torch7": "keras_dcign.torch7",
-    "evaluate": "keras_dcign.evaluation",
-}
-
-__all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'keras_dcign' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__all__ = [
+    "Calibration",
+    "DCIGN",
+    "DiagonalGaussian",
+    "GraphicsCode",
+    "GraphicsCodeClamp",
+    "__version__",
+    "evaluate",
+    "from_preset",
+    "import_torch7",
+    "list_presets",
+    "plan_padding",
+    "save_to_preset",
+]

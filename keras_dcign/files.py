@@ -9,8 +9,13 @@ Three rules, one place each:
   refused, never emptied.
 - `check_distinct`: no output path may be an input path (nor hold one, when it is a
   folder to be replaced).
+
+And one way to write: `atomic_write` (a file) and `atomic_folder` (a folder) write under a
+temporary name beside the target and rename it into place, so a killed process leaves either
+the old file or the new one, never half of one. Every writer in the package goes through them.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -59,12 +64,15 @@ def read_json_object(path, required=(), what="file"):
     return value
 
 
+# A preset's metadata file (`keras_dcign.presets.METADATA_FILE`), named here so that this
+# module, which every writer imports, imports none of them.
+_PRESET_METADATA_FILE = "metadata.json"
+
+
 def is_preset_folder(folder):
     """Whether `folder` is a preset this package wrote: its `metadata.json` says so."""
-    from keras_dcign.presets import METADATA_FILE
-
     try:
-        metadata = json.loads((Path(folder) / METADATA_FILE).read_text())
+        metadata = json.loads((Path(folder) / _PRESET_METADATA_FILE).read_text())
     except (OSError, ValueError):
         return False
     return (
@@ -168,3 +176,68 @@ def _same(a, b):
         return os.path.samefile(a, b)  # hard links and bind mounts
     except OSError:
         return False
+
+
+def atomic_write(path, data):
+    """Writes a file whole or not at all: a temporary file beside it, renamed into place.
+
+    Args:
+        path: the file to write (its folder must exist).
+        data: `bytes`, `str` (written as UTF-8), or a function that writes to
+            the binary handle it is given (opened for reading too, as HDF5 needs).
+
+    Returns:
+        `path` as a `Path`.
+
+    Raises:
+        ValueError: the folder is missing or not writable (naming `path`).
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ValueError(f"Output folder {folder} does not exist or is not writable.")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    except OSError as error:
+        raise ValueError(f"Output {path} is not writable: {error.strerror or error}.") from None
+    try:
+        with os.fdopen(handle, "w+b") as stream:
+            if callable(data):
+                data(stream)
+            else:
+                stream.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(temporary, 0o644 & ~_umask())
+        os.replace(temporary, path)
+    except OSError as error:
+        # Name the file the user asked for, not the temporary one beside it.
+        raise ValueError(f"Output {path} is not writable: {error.strerror or error}.") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_folder(target, ours=is_preset_folder, what="a preset folder"):
+    """Yields a new temporary folder beside `target`; on success it replaces `target`.
+
+    The folder is installed by `install_folder` under the output-folder rule
+    (`ours`, `what`); on an error (or Ctrl-C) it is removed and `target` is
+    left as it was.
+    """
+    target = Path(target)
+    check_output_folder(target, ours, what)
+    target.absolute().parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.absolute().parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; outputs are meant to be shared
+    try:
+        yield staging
+        install_folder(staging, target, ours, what)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -17,6 +17,10 @@ Measured in `docs/benchmarks.md` ("Keras/JAX on CPU"):
   kernel's taps followed by a sum of shifted taps does the same in half the
   time (`tap_sum_conv`).
 
+The network keeps Keras' own `Conv2D` and `MaxPooling2D` layers (so saved
+weights are Keras' too); `formulation(layer)` says which of these two
+functions computes a given layer on JAX/CPU, and `DCIGN` calls it there.
+
 The flag is left alone where the user's `XLA_FLAGS` already sets it, where
 `KERAS_DCIGN_XLA_FLAGS=0`, and for jaxlib versions it was not measured on
 (an unknown flag makes XLA abort). `KERAS_DCIGN_JAX_CPU_LAYERS=0` turns the
@@ -32,6 +36,9 @@ YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 YNN_SETTING = f"{YNN_FLAG}=-individual_convolution"
 # jaxlib versions whose CPU compiler knows the flag and sends convolutions to YNNPACK.
 JAXLIB_VERSIONS = ((0, 10), (0, 12))
+
+# `tap_sum_conv` pays for convolutions to at most this many maps (the decoder's last layer).
+TAP_SUM_MAX_FILTERS = 4
 
 _OFF = ("0", "false", "no", "off")
 _warned = False
@@ -177,3 +184,46 @@ def tap_sum_conv(x, kernel):
 
     conv.defvjp(conv_fwd, conv_bwd)
     return conv(x, kernel)
+
+
+def formulation(layer):
+    """The faster JAX/CPU computation of a stock Keras layer, or None.
+
+    Returns a function `x -> y` giving the same values as `layer(x)` (at the
+    layer's compute dtype, activation and bias included) for a 2x2 stride-2
+    valid NHWC `MaxPooling2D` (`max_pool_2x2`) and for a valid stride-1 NHWC
+    `Conv2D` to at most `TAP_SUM_MAX_FILTERS` maps (`tap_sum_conv`); None for
+    any other layer, or off JAX/CPU (`on_jax_cpu`). Call it once the layer is built.
+    """
+    import keras
+    from keras import ops
+
+    if not on_jax_cpu():
+        return None
+    if type(layer) is keras.layers.MaxPooling2D:
+        if (
+            tuple(layer.pool_size) == (2, 2)
+            and tuple(layer.strides) == (2, 2)
+            and layer.padding == "valid"
+            and layer.data_format == "channels_last"
+        ):
+            return lambda x: max_pool_2x2(ops.cast(x, layer.compute_dtype))
+        return None
+    if type(layer) is keras.layers.Conv2D and (
+        layer.filters <= TAP_SUM_MAX_FILTERS
+        and layer.groups == 1
+        and layer.padding == "valid"
+        and layer.data_format == "channels_last"
+        and tuple(layer.strides) == (1, 1)
+        and tuple(layer.dilation_rate) == (1, 1)
+    ):
+
+        def conv(x):
+            dtype = layer.compute_dtype
+            y = tap_sum_conv(ops.cast(x, dtype), ops.cast(layer.kernel, dtype))
+            if layer.use_bias:
+                y = y + ops.cast(layer.bias, dtype)
+            return layer.activation(y) if layer.activation is not None else y
+
+        return conv
+    return None

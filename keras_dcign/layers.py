@@ -1,11 +1,12 @@
-"""The clamp / gradient-filter layer of monovariant DC-IGN training, and two
-standard layers with faster formulations on JAX/CPU."""
+"""The clamp / gradient-filter layer of monovariant DC-IGN training.
+
+The rest of the network is stock Keras layers; on JAX/CPU two of them are computed by the
+formulations in `keras_dcign.jax_cpu` (see `jax_cpu.formulation`)."""
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_dcign import jax_cpu
 from keras_dcign.graphics_code import GraphicsCode
 
 CLAMP_MODES = ("mean", "first")
@@ -110,44 +111,3 @@ def _clamp_with_invariance_gradient(z, mask, strength, use_first):
         return out, grad
 
     return clamp(z, mask, strength)
-
-
-@keras.saving.register_keras_serializable(package="keras_dcign")
-class MaxPooling2D(keras.layers.MaxPooling2D):
-    """`keras.layers.MaxPooling2D` that, for a 2x2 stride-2 valid NHWC pool on
-    JAX/CPU, computes the same values with an elementwise gradient
-    (`keras_dcign.jax_cpu.max_pool_2x2`); the standard op elsewhere."""
-
-    def call(self, inputs):
-        if (
-            tuple(self.pool_size) == (2, 2)
-            and tuple(self.strides) == (2, 2)
-            and self.padding == "valid"
-            and self.data_format == "channels_last"
-            and jax_cpu.on_jax_cpu()
-        ):
-            return jax_cpu.max_pool_2x2(inputs)
-        return super().call(inputs)
-
-
-@keras.saving.register_keras_serializable(package="keras_dcign")
-class Conv2D(keras.layers.Conv2D):
-    """`keras.layers.Conv2D` that, for a valid stride-1 convolution to at most
-    `TAP_SUM_MAX_FILTERS` maps on JAX/CPU, uses the tap-sum formulation
-    (`keras_dcign.jax_cpu.tap_sum_conv`); the standard op elsewhere. Same
-    weights, same values."""
-
-    TAP_SUM_MAX_FILTERS = 4
-
-    def convolution_op(self, inputs, kernel):
-        if (
-            self.filters <= self.TAP_SUM_MAX_FILTERS
-            and self.groups == 1
-            and self.padding == "valid"
-            and self.data_format == "channels_last"
-            and tuple(self.strides) == (1, 1)
-            and tuple(self.dilation_rate) == (1, 1)
-            and jax_cpu.on_jax_cpu()
-        ):
-            return jax_cpu.tap_sum_conv(inputs, kernel)
-        return super().convolution_op(inputs, kernel)

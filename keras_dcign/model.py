@@ -6,9 +6,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from keras_dcign import jax_cpu
 from keras_dcign.calibration import Calibration
 from keras_dcign.graphics_code import GraphicsCode
-from keras_dcign.layers import Conv2D, GraphicsCodeClamp, MaxPooling2D
+from keras_dcign.layers import GraphicsCodeClamp
 from keras_dcign.objective import (
     GAUSSIAN_SCALES,
     RECONSTRUCTIONS,
@@ -222,6 +223,14 @@ class DCIGN(backend_trainer(), keras.Model):
         for layer in self.decoder_layers:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
+        # On JAX/CPU some stock layers have a faster formulation (same weights, same values).
+        # (Kept out of Keras' tracking: it holds functions, not state.)
+        formulations = {
+            id(layer): fast
+            for layer in self.encoder_layers + self.decoder_layers
+            if (fast := jax_cpu.formulation(layer)) is not None
+        }
+        object.__setattr__(self, "_formulations", formulations)
         self.built = True
 
     @property
@@ -248,15 +257,19 @@ class DCIGN(backend_trainer(), keras.Model):
         """The posterior q(z | images), a `DiagonalGaussian`."""
         x = self._check_images(images)
         for layer in self.encoder_layers:
-            x = layer(x, training=training)
+            x = self._apply(layer, x, training)
         return DiagonalGaussian(self.z_mean(x), self.z_log_var(x))
 
     def decode_logits(self, z, training=False):
         """Decoder outputs before the final sigmoid."""
         x = ops.convert_to_tensor(z, dtype=self.compute_dtype)
         for layer in self.decoder_layers:
-            x = layer(x, training=training)
+            x = self._apply(layer, x, training)
         return x
+
+    def _apply(self, layer, x, training):
+        fast = self._formulations.get(id(layer))
+        return fast(x) if fast is not None else layer(x, training=training)
 
     def decode(self, z, training=False):
         """Images in [0, 1] rendered from graphics codes `z` of shape `(batch, code.size)`."""
@@ -446,8 +459,8 @@ def _paper_stack(image_size, channels, feature_maps, dtype):
         if pad:
             encoder.append(layers.ZeroPadding2D(pad, name=f"encoder_pad_{i}", dtype=dtype))
         encoder += [
-            Conv2D(filters, ENCODER_KERNEL, name=f"encoder_conv_{i}", dtype=dtype),
-            MaxPooling2D(2, name=f"encoder_pool_{i}", dtype=dtype),
+            layers.Conv2D(filters, ENCODER_KERNEL, name=f"encoder_conv_{i}", dtype=dtype),
+            layers.MaxPooling2D(2, name=f"encoder_pool_{i}", dtype=dtype),
             layers.ReLU(name=f"encoder_relu_{i}", dtype=dtype),
         ]
     encoder.append(layers.Flatten(name="encoder_flatten", dtype=dtype))
@@ -462,7 +475,7 @@ def _paper_stack(image_size, channels, feature_maps, dtype):
         if pad:
             decoder.append(layers.ZeroPadding2D(pad, name=f"decoder_pad_{i}", dtype=dtype))
         decoder.append(
-            Conv2D(
+            layers.Conv2D(
                 filters,
                 DECODER_KERNEL,
                 activation="relu" if i < 4 else None,

@@ -9,13 +9,14 @@ A preset is found by zoo name, local folder, `https://` archive URL
 
 import datetime
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from keras_dcign import download, torch7, zoo
+from keras_dcign.datasets.reference_layout import SET_NAMES
+from keras_dcign.files import atomic_folder, atomic_write, check_distinct
 from keras_dcign.version import __version__
 
 CONFIG_FILE = "config.json"
@@ -25,16 +26,9 @@ CALIBRATION_FILE = "calibration.json"
 CARD_FILE = "README.md"
 
 
-def _zoo_dir():
-    from keras_dcign.zoo import ZOO_DIR
-
-    return ZOO_DIR
-
-
 def list_presets():
     """The zoo's registry: `{name: entry}` with description, image size, parameters, source."""
-    with open(_zoo_dir() / "registry.json") as handle:
-        return json.load(handle)["presets"]
+    return zoo.registry()["presets"]
 
 
 def resolve_preset(source, progress=True):
@@ -44,12 +38,9 @@ def resolve_preset(source, progress=True):
     if source in registry:
         entry = registry[source]
         if entry["source"] == "bundled":
-            return _check_folder(_zoo_dir() / source)
+            return _check_folder(zoo.ZOO_DIR / source)
         if entry["source"] == "torch7":
-            # The authors' Torch7 release: downloaded and converted once, see keras_dcign.torch7.
-            from keras_dcign.torch7 import fetch_preset
-
-            return fetch_preset(source, entry, progress=progress)
+            return _torch7_release(source, entry, progress)
         return _fetch_archive(entry["urls"], entry.get("sha256"), source, progress)
     if source.startswith("https://") or source.startswith("http://"):
         url, _, fragment = source.partition("#")
@@ -60,9 +51,9 @@ def resolve_preset(source, progress=True):
             )
         return _fetch_archive([url], sha256, sha256[:16], progress)
     if source.startswith("hf://"):
-        return _from_hub(source)
+        return _check_folder(download.fetch_hub(source))
     if source.startswith("kaggle://"):
-        return _from_kaggle(source)
+        return _check_folder(download.fetch_kaggle(source))
     path = Path(source).expanduser()
     if path.exists():
         return _check_folder(path)
@@ -95,45 +86,21 @@ def fetch(source, dest=None, sha256=None, progress=True):
     Returns:
         The local path.
     """
-    from keras_dcign.download import cache_dir, download
-
     if sha256 is not None and "://" in source:
-        name = source.rsplit("/", 1)[-1].split("?")[0] or "download"
-        folder = Path(dest) if dest else cache_dir("files")
-        folder.mkdir(parents=True, exist_ok=True)
-        _check_not_foreign_file(folder / name, sha256)
-        return download([source], folder / name, sha256=sha256, progress=progress)
-    from keras_dcign.torch7 import fetch_dataset, registry_datasets
-
-    datasets = registry_datasets()
+        return download.fetch_file(source, sha256, dest=dest, progress=progress)
+    datasets = zoo.registry_datasets()
     if source in datasets:
-        return fetch_dataset(source, datasets[source], dest=dest, progress=progress)
+        return download.fetch_dataset(
+            source, datasets[source], holding=_REFERENCE_SETS, dest=dest, progress=progress
+        )
     folder = resolve_preset(source, progress=progress)
     if dest is None:
         return folder
-    from keras_dcign.files import check_distinct, check_output_folder, install_folder
-
     target = Path(dest)
     check_distinct([target], [folder], replaced=True)
-    check_output_folder(target)
-    target.absolute().parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.absolute().parent))
-    try:
+    with atomic_folder(target) as staging:
         shutil.copytree(folder, staging, dirs_exist_ok=True)
-        return install_folder(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _check_not_foreign_file(path, sha256):
-    """Refuses to replace a file of the same name that is not the one being downloaded."""
-    from keras_dcign.download import sha256_of
-
-    if path.exists() and not (path.is_file() and sha256_of(path) == sha256.strip().lower()):
-        raise ValueError(
-            f"{path} already exists and is not the file being downloaded; nothing was changed. "
-            "Expected a folder without a file of that name."
-        )
+    return target.absolute()
 
 
 def from_preset(preset, progress=True, **overrides):
@@ -151,17 +118,27 @@ def from_preset(preset, progress=True, **overrides):
     >>> model = keras_dcign.from_preset("faces_basel")
     >>> relit = model.rerender(images, light="left")
     """
+    import keras
+
     folder = resolve_preset(preset, progress=progress)
-    config = read_config(folder)
+    serialized = read_model_config(folder)
+    config = serialized["config"]
     changed = {k: v for k, v in overrides.items() if config.get(k, v) != v}
     config.update(overrides)
     calibration = load_calibration(folder)
     if calibration is not None:
         config["calibration"] = calibration.get_config()
-    # Imported only now, so a broken preset is reported without waiting for Keras.
-    from keras_dcign.model import DCIGN
-
-    model = DCIGN.from_config(config)
+    # Rebuilt by its registered class name: this module never imports the model classes.
+    try:
+        model = keras.saving.deserialize_keras_object(serialized)
+    except TypeError as error:
+        if "locate class" not in str(error):
+            raise
+        raise ValueError(
+            f"Preset config {folder / CONFIG_FILE} names the class "
+            f"{serialized.get('registered_name') or serialized['class_name']!r}, which is not "
+            "registered with Keras; expected a keras_dcign model (keras_dcign>DCIGN)."
+        ) from None
     try:
         model.load_weights(folder / WEIGHTS_FILE)
     except Exception as error:  # h5py and Keras raise many types for a damaged file
@@ -186,13 +163,56 @@ def load_calibration(folder):
     return Calibration.load(path) if path.exists() else None
 
 
-def read_config(folder):
-    """A preset folder's `config.json`, validated: a JSON object naming the model's size."""
+def read_model_config(folder):
+    """A preset folder's `config.json` as Keras' serialized form of the model.
+
+    `config.json` is `keras.saving.serialize_keras_object(model)` output:
+    `module`, `class_name`, `registered_name` and the constructor's `config`,
+    so `keras.saving.deserialize_keras_object` rebuilds the model by its
+    registered name. Presets written before that hold only the constructor's
+    arguments, with the class named in `metadata.json`; they are read into
+    the same form.
+
+    Raises:
+        ValueError: the file is missing or not a JSON object, or the model's
+            config has no `image_size` (the one-line message names the file).
+    """
     from keras_dcign.files import read_json_object
 
-    return read_json_object(
-        Path(folder) / CONFIG_FILE, required=("image_size",), what="preset config"
-    )
+    path = Path(folder) / CONFIG_FILE
+    value = read_json_object(path, what="preset config")
+    if "class_name" in value:
+        inner = value.get("config")
+        if not isinstance(inner, dict):
+            raise ValueError(
+                f"Preset config {path} has no 'config' object; expected Keras' serialized "
+                "form of a model."
+            )
+        serialized = dict(value)
+    else:  # the earlier layout: the constructor's arguments alone
+        metadata_path = Path(folder) / METADATA_FILE
+        metadata = (
+            read_json_object(metadata_path, what="preset metadata")
+            if metadata_path.exists()
+            else {}
+        )
+        class_name = metadata.get("class_name", "DCIGN")
+        serialized = {
+            "module": "keras_dcign.model",
+            "class_name": class_name,
+            "config": value,
+            "registered_name": f"keras_dcign>{class_name}",
+        }
+        inner = value
+    if "image_size" not in inner:
+        raise ValueError(f"Preset config {path} has no 'image_size' entry.")
+    serialized["config"] = dict(inner)
+    return serialized
+
+
+def read_config(folder):
+    """A preset folder's model constructor arguments (`config` of `read_model_config`)."""
+    return read_model_config(folder)["config"]
 
 
 def save_to_preset(model, preset_dir, metadata=None, card=None, float16=False):
@@ -209,49 +229,41 @@ def save_to_preset(model, preset_dir, metadata=None, card=None, float16=False):
     Returns:
         The preset folder's `Path`.
     """
-    from keras_dcign.files import check_output_folder, install_folder
+    import keras
+
+    from keras_dcign.files import atomic_folder
 
     preset_dir = Path(preset_dir)
-    check_output_folder(preset_dir)
-    preset_dir.absolute().parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{preset_dir.name}.", dir=preset_dir.absolute().parent)
-    )
-    staging.chmod(0o755)  # mkdtemp makes it private; a preset is meant to be shared
-    try:
-        config = model.get_config()
+    with atomic_folder(preset_dir) as staging:
+        serialized = keras.saving.serialize_keras_object(model)
+        # The calibration has its own file; the build is the constructor's own business.
+        for key in ("build_config", "compile_config"):
+            serialized.pop(key, None)
+        config = serialized["config"]
         calibration = config.pop("calibration", None)
         config.pop("name", None)
         config.pop("trainable", None)
-        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        atomic_write(staging / CONFIG_FILE, json.dumps(serialized, indent=2))
         # An uncompiled copy: a preset holds the model's weights, not the optimizer's state.
-        from keras_dcign.model import DCIGN
-
-        bare = DCIGN.from_config(model.get_config())
+        bare = type(model).from_config(model.get_config())
         bare.set_weights(model.get_weights())
         bare.save_weights(staging / WEIGHTS_FILE)
         if float16:
             _weights_to_float16(staging / WEIGHTS_FILE)
         if calibration is not None:
-            (staging / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2))
-        import keras
-
+            atomic_write(staging / CALIBRATION_FILE, json.dumps(calibration, indent=2))
         info = {
             "keras_version": keras.__version__,
             "keras_dcign_version": __version__,
-            "class_name": "DCIGN",
+            "class_name": type(model).__name__,
             "parameter_count": int(model.count_params()),
             "image_size": model.image_size,
             "date_saved": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         }
         info.update(metadata or {})
-        (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, default=_jsonable))
+        atomic_write(staging / METADATA_FILE, json.dumps(info, indent=2, default=_jsonable))
         if card is not None:
-            (staging / CARD_FILE).write_text(card)
-        install_folder(staging, preset_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+            atomic_write(staging / CARD_FILE, card)
     return preset_dir
 
 
@@ -265,8 +277,12 @@ def _weights_to_float16(path):
     """Rewrites a weights file with float16 datasets (a new file: HDF5 never shrinks in place)."""
     import h5py
 
-    path = Path(path)
-    smaller = path.with_name(".float16." + path.name)
+    with h5py.File(path, "r") as source:
+        atomic_write(path, lambda handle: _copy_as_float16(source, handle))
+
+
+def _copy_as_float16(source, handle):
+    import h5py
 
     def copy(source, target):
         target.attrs.update(dict(source.attrs))
@@ -280,53 +296,27 @@ def _weights_to_float16(path):
                 target.create_dataset(name, data=data)
                 target[name].attrs.update(dict(item.attrs))
 
-    with h5py.File(path, "r") as source, h5py.File(smaller, "w") as target:
+    with h5py.File(handle, "w") as target:
         copy(source, target)
-    os.replace(smaller, path)
+
+
+_PRESET_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+# The folders the authors' dataset holds, one per kind of batch (th_AZ_VARIED, ...).
+_REFERENCE_SETS = frozenset("th_" + name for name in SET_NAMES.values())
 
 
 def _check_folder(path):
-    path = Path(path)
-    for required in (CONFIG_FILE, WEIGHTS_FILE):
-        if not (path / required).is_file():
-            raise ValueError(f"{path} is not a preset folder: it has no {required}.")
-    return path
+    return download.check_folder(path, _PRESET_FILES)
 
 
 def _fetch_archive(urls, sha256, name, progress):
-    from keras_dcign.download import cache_dir, download, extract_archive
-
-    folder = cache_dir("presets", name)
-    if (folder / "preset" / CONFIG_FILE).exists():
-        return _check_folder(folder / "preset")
-    archive = download(urls, folder / "preset.archive", sha256=sha256, progress=progress)
-    try:
-        extracted = extract_archive(archive, folder / "preset")
-        inner = [p for p in extracted.iterdir() if p.is_dir()]
-        if not (extracted / CONFIG_FILE).exists() and len(inner) == 1:
-            return _check_folder(inner[0])
-        return _check_folder(extracted)
-    except (ValueError, OSError):
-        # A rejected archive must not stay in the cache, where it would be taken next time.
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    return download.fetch_archive(urls, sha256, name, progress, required_files=_PRESET_FILES)
 
 
-def _from_hub(source):
-    try:
-        import huggingface_hub
-    except ImportError as error:
-        raise ValueError(
-            f"{source!r} needs huggingface_hub; install it with `pip install huggingface_hub`."
-        ) from error
-    return _check_folder(huggingface_hub.snapshot_download(repo_id=source[len("hf://") :]))
-
-
-def _from_kaggle(source):
-    try:
-        import kagglehub
-    except ImportError as error:
-        raise ValueError(
-            f"{source!r} needs kagglehub; install it with `pip install kagglehub`."
-        ) from error
-    return _check_folder(kagglehub.model_download(source[len("kaggle://") :]))
+def _torch7_release(name, entry, progress):
+    """The authors' Torch7 network: downloaded and converted once, then the cached preset."""
+    preset = download.cache_dir("presets", name) / "preset"
+    if all((preset / required).is_file() for required in _PRESET_FILES):
+        return preset
+    archive, url = download.fetch_release(name, entry, progress=progress)
+    return torch7.convert_release(archive, url, preset, name=name, parameters=entry["parameters"])

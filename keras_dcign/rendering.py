@@ -6,11 +6,12 @@ and checks its arguments and output paths before the model is loaded.
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from keras_dcign.files import atomic_write
 
 FACTORS = ("azimuth", "elevation", "light")
 # The gray weights of the reference data (gray = 0.21 R + 0.72 G + 0.07 B).
@@ -189,7 +190,7 @@ def save_image(pixels, path):
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     image = Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype("uint8"))
-    _atomic_write(path, lambda handle: image.save(handle, format=_format(path)))
+    atomic_write(path, lambda handle: image.save(handle, format=_format(path)))
     return path
 
 
@@ -199,26 +200,6 @@ def _format(path):
     if suffix not in formats:
         raise ValueError(f"Output {path} has suffix {suffix!r}; expected .png, .jpg or .gif.")
     return formats[suffix]
-
-
-def _atomic_write(path, write):
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise ValueError(f"Output folder {folder} does not exist or is not writable.")
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    except OSError as error:
-        raise ValueError(f"Output {path} is not writable: {error.strerror or error}.") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except OSError as error:
-        # Name the file the user asked for, not the temporary one beside it.
-        raise ValueError(f"Output {path} is not writable: {error.strerror or error}.") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def parse_factor(value):
@@ -372,7 +353,7 @@ def traverse_file(model, input_path, factor, frames=24, out=None, crop="center",
         )
         for f in sweep
     ]
-    _atomic_write(
+    atomic_write(
         gif,
         lambda handle: pictures[0].save(
             handle, format="GIF", save_all=True, append_images=pictures[1:], duration=80, loop=0

@@ -767,7 +767,7 @@ def home(tmp_path, monkeypatch):
 
 
 def test_resume_without_a_run_is_refused_and_creates_nothing(tmp_path, home):
-    from keras_dcign.train import train
+    from keras_dcign.training import train
 
     _raises_one_line(
         lambda: train(tmp_path / "new", resume=True, steps=2, **TINY), "holds no checkpoint"
@@ -779,7 +779,7 @@ def test_resume_without_a_run_is_refused_and_creates_nothing(tmp_path, home):
 
 
 def test_train_refuses_a_foreign_folder(tmp_path, home):
-    from keras_dcign.train import train
+    from keras_dcign.training import train
 
     mine = _user_folder(tmp_path / "mine", **{"recipe.txt": "keep", "data.csv": "1,2"})
     before = snapshot(tmp_path)
@@ -788,7 +788,7 @@ def test_train_refuses_a_foreign_folder(tmp_path, home):
 
 
 def test_failed_train_leaves_no_run_folder(tmp_path, home):
-    from keras_dcign.train import train
+    from keras_dcign.training import train
 
     data = _user_folder(tmp_path / "data")
     with pytest.raises(ValueError):
@@ -822,8 +822,8 @@ def _fake_checkpoint(run, step, state='{"step": 5}', optimizer=None):
     ids=["state-invalid", "state-list", "state-key", "optimizer-garbage"],
 )
 def test_damaged_checkpoint_is_named(tmp_path, home, state, optimizer, words):
-    from keras_dcign.checkpoint import restore_checkpoint
-    from keras_dcign.train import train
+    from keras_dcign.training import train
+    from keras_dcign.training.checkpoint import restore_checkpoint
 
     run = tmp_path / "run"
     folder = _fake_checkpoint(run, 5, state, optimizer)
@@ -837,7 +837,7 @@ def test_damaged_checkpoint_is_named(tmp_path, home, state, optimizer, words):
 
 
 def test_resume_takes_the_newest_intact_checkpoint(tmp_path, home):
-    from keras_dcign.train import train
+    from keras_dcign.training import train
 
     run = tmp_path / "run"
     train(run, steps=2, checkpoint_every=1, **TINY)

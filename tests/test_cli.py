@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from helpers import tiny_calibrated_model
-from keras_dcign.cli.main import cli
+from keras_dcign_cli.main import cli
 from PIL import Image
 
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import RANGES, tiny_calibrated_model, tiny_model
 from keras import ops
-from keras_dcign.cli.main import cli
+from keras_dcign_cli.main import cli
 from PIL import Image
 
 import keras_dcign

@@ -91,12 +91,27 @@ def test_dcign_gives_the_same_outputs_and_gradients_with_and_without_them(monkey
     from keras_dcign import DCIGN
 
     assert jax_cpu.on_jax_cpu()
-    model = DCIGN(image_size=32, feature_maps=8, seed=3)
+    fast_model = DCIGN(image_size=32, feature_maps=8, seed=3)
+    # The paper stack's three pools and its last convolution (8 maps to 1) are computed by
+    # the formulations; the layers themselves are Keras' own.
+    fast_layers = [
+        layer
+        for layer in fast_model.encoder_layers + fast_model.decoder_layers
+        if id(layer) in fast_model._formulations
+    ]
+    assert [type(layer).__name__ for layer in fast_layers] == ["MaxPooling2D"] * 3 + ["Conv2D"]
+    assert all(type(layer).__module__.startswith("keras.") for layer in fast_layers)
+    monkeypatch.setenv("KERAS_DCIGN_JAX_CPU_LAYERS", "0")
+    assert not jax_cpu.on_jax_cpu()
+    plain_model = DCIGN(image_size=32, feature_maps=8, seed=3)
+    assert plain_model._formulations == {}
+    plain_model.set_weights(fast_model.get_weights())
     images = np.random.default_rng(1).random((4, 32, 32, 1), dtype="float32")
-    groups = model.group_ids("light", 4)
-    values = [v.value for v in model.trainable_variables]
+    groups = fast_model.group_ids("light", 4)
 
-    def run():
+    def run(model):
+        values = [v.value for v in model.trainable_variables]
+
         def loss(values):
             mapping = list(zip(model.trainable_variables, values))
             with keras.StatelessScope(state_mapping=mapping):
@@ -105,10 +120,8 @@ def test_dcign_gives_the_same_outputs_and_gradients_with_and_without_them(monkey
 
         return jax.value_and_grad(loss)(values)
 
-    fast_loss, fast_grads = run()
-    monkeypatch.setenv("KERAS_DCIGN_JAX_CPU_LAYERS", "0")
-    assert not jax_cpu.on_jax_cpu()
-    plain_loss, plain_grads = run()
+    fast_loss, fast_grads = run(fast_model)
+    plain_loss, plain_grads = run(plain_model)
     np.testing.assert_allclose(fast_loss, plain_loss, rtol=1e-5)
     for fast, plain in zip(fast_grads, plain_grads):
         scale = float(jnp.abs(plain).max()) + 1e-12

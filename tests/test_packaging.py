@@ -33,7 +33,7 @@ def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
         text=True,
     ).stdout.strip()
     installed = sorted(p.name for p in Path(purelib).iterdir())
-    assert "keras_dcign" in installed
+    assert "keras_dcign" in installed and "keras_dcign_cli" in installed
     assert "cli" not in installed and "zoo" not in installed
     # Dependencies (click, rich, ...) come from this environment, after the fresh one.
     Path(purelib, "outer.pth").write_text("\n".join(site.getsitepackages()) + "\n")
@@ -41,7 +41,7 @@ def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
         [
             python,
             "-c",
-            "import keras_dcign.cli.main as c, keras_dcign.zoo as z, keras_dcign.presets as p; "
+            "import keras_dcign_cli.main as c, keras_dcign.zoo as z, keras_dcign.presets as p; "
             "import keras_dcign.evaluation as e; from keras_dcign.zoo import ZOO_DIR; "
             "assert isinstance(p.list_presets(), dict); "
             "assert all((ZOO_DIR / n / 'metrics.json').exists() "
@@ -62,16 +62,16 @@ def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
 
 def test_cli_help_and_version_do_not_import_keras(tmp_path):
     code = (
-        "import sys\nfrom keras_dcign.cli.main import main\n"
+        "import sys\nfrom keras_dcign_cli.main import main\n"
         "for args in (['--help'], ['--version']):\n"
         "    try:\n"
         "        main(args)\n"
         "    except SystemExit as done:\n"
         "        assert done.code == 0\n"
-        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules\n"
+        "assert not {'keras', 'tensorflow', 'keras_dcign'} & set(sys.modules)\n"
         "print('light')"
     )
-    # Run outside the source tree so the installed package (with keras_dcign.cli) is imported.
+    # Run outside the source tree so the installed package (with keras_dcign_cli) is imported.
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

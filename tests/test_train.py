@@ -9,15 +9,15 @@ import time
 
 import pytest
 
-from keras_dcign.train import recipe
+from keras_dcign.training import recipe
 
 TINY = ["--image-size", "32", "--feature-maps", "8", "--cache-batches", "4", "--batch-size", "8"]
 
 
 def _dcign(*args, env_home):
     env = dict(os.environ, KERAS_HOME=str(env_home), TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, "-m", "keras_dcign.cli.main", *map(str, args)]
-    # Run outside the source tree so the installed package (with keras_dcign.cli) is imported.
+    command = [sys.executable, "-m", "keras_dcign_cli.main", *map(str, args)]
+    # Run outside the source tree so the installed package (with keras_dcign_cli) is imported.
     return subprocess.Popen(
         command,
         env=env,
@@ -87,7 +87,7 @@ def test_recipe_checks_its_options():
 
 def test_entangled_baseline_is_a_plain_vae_on_mixed_batches(tmp_path, monkeypatch):
     from keras_dcign import from_preset
-    from keras_dcign.train import train
+    from keras_dcign.training import train
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
     result = train(
@@ -116,7 +116,7 @@ def test_entangled_baseline_is_a_plain_vae_on_mixed_batches(tmp_path, monkeypatc
 
 
 def test_resume_keeps_the_runs_own_recipe(tmp_path, monkeypatch):
-    from keras_dcign.train import RECIPES, train
+    from keras_dcign.training import RECIPES, train
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
     tiny = dict(image_size=32, feature_maps=8, cache_batches=3, batch_size=6, progress=False)
@@ -139,7 +139,7 @@ def test_a_run_from_before_the_architecture_setting_resumes_as_the_paper_network
     tmp_path, monkeypatch
 ):
     from keras_dcign import from_preset
-    from keras_dcign.train import LEGACY_SETTINGS, RECIPES, train
+    from keras_dcign.training import LEGACY_SETTINGS, RECIPES, train
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
     tiny = dict(image_size=32, feature_maps=8, cache_batches=3, batch_size=6, progress=False)
@@ -166,7 +166,7 @@ def test_a_run_from_before_the_architecture_setting_resumes_as_the_paper_network
 def test_pretrain_steps_train_the_first_batches_as_a_plain_vae():
     import numpy as np
 
-    from keras_dcign.train import _cycle
+    from keras_dcign.training.data import _cycle
 
     images = np.zeros((5, 2, 4, 4, 1), "uint8")
     groups = np.repeat(np.arange(5, dtype="int32")[:, None] % 3, 2, axis=1)
@@ -178,7 +178,7 @@ def test_pretrain_steps_train_the_first_batches_as_a_plain_vae():
 
 
 def test_mixed_pretraining_switches_sources_at_the_pretrain_step():
-    from keras_dcign.train import _switch_at
+    from keras_dcign.training.data import _switch_at
 
     def source(tag):
         def generate(start):

@@ -55,7 +55,7 @@ def main():
     wheels = ROOT / ".whl"
     if wheels.is_dir():
         step(sys.executable, "-m", "pip", "install", "--no-index", "--find-links", wheels, ".")
-    dcign = [sys.executable, "-m", "keras_dcign.cli.main"]
+    dcign = [sys.executable, "-m", "keras_dcign_cli.main"]
     train = [*dcign, "train", "--config", "faces_basel", "--out", args.run]
     if args.tiny:
         train += TINY

@@ -1,7 +1,7 @@
 """Datasets for DC-IGN training: `faces`, rendered faces with exact ground truth.
 
-`from keras_dcign.datasets import faces` needs only numpy; Keras is imported
-only by `faces.dataset` (a `keras.utils.PyDataset`).
+The generator itself computes with numpy alone (Keras is loaded with the package, which
+registers its model classes); `faces.dataset` wraps it in a `keras.utils.PyDataset`.
 """
 
 from keras_dcign.datasets import faces

@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 
 from keras_dcign.datasets import _face_model, _streams
-from keras_dcign.files import check_output_folder
+from keras_dcign.files import atomic_write, check_output_folder
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -80,12 +80,11 @@ def _render_shard(manifest, out_dir, shard):
         for name, values in batch_factors.items():
             factors[name].append(values)
     path = _shard_path(out_dir, shard)
-    temporary = path + ".tmp.npz"
-    np.savez_compressed(
-        temporary, images=np.stack(images), kind=np.array(kind_ids, np.int8),
+    arrays = dict(
+        images=np.stack(images), kind=np.array(kind_ids, np.int8),
         **{name: np.stack(values) for name, values in factors.items()},
     )
-    os.replace(temporary, path)
+    atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
     return stop - start
 
 
@@ -149,9 +148,7 @@ def generate(out_dir, n_batches=DEFAULT_BATCHES, batch_size=20, image_size=64, s
                 f"{out_dir!r} already caches a different dataset; use another folder."
             )
     else:
-        with open(manifest_path + ".tmp", "w") as f:
-            json.dump(manifest, f, indent=2)
-        os.replace(manifest_path + ".tmp", manifest_path)
+        atomic_write(manifest_path, json.dumps(manifest, indent=2))
 
     n_shards = -(-manifest["n_batches"] // manifest["shard_size"])
     todo = [s for s in range(n_shards) if not os.path.exists(_shard_path(out_dir, s))]

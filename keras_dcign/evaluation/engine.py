@@ -35,6 +35,23 @@ DEFAULTS = {
 }
 
 
+# Sample sizes of `dcign evaluate --quick`: about a tenth of the images, for fast checks.
+QUICK = {
+    "sweep_identities": 4,
+    "sweep_angles": 7,
+    "rerender_identities": 2,
+    "rerender_values": 3,
+    "identity_people": 30,
+    "identity_images": 3,
+    "identity_pairs": 200,
+    "score_samples": 300,
+    "vote_batch": 16,
+    "factorvae_votes": (30, 15),
+    "betavae_points": (30, 15),
+    "dci_estimators": 10,
+}
+
+
 def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **settings):
     """Measures how well a model inverts and re-renders the generated faces.
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_dcign.evaluation.engine import FACTORS
+from keras_dcign.files import atomic_write
 
 
 def scatter_plot(metrics, path, title=None):
@@ -22,8 +23,6 @@ def scatter_plot(metrics, path, title=None):
         raise ImportError(
             "Evaluation figures need matplotlib: pip install 'keras-dcign[eval]'"
         ) from error
-    from keras_dcign.rendering import _atomic_write
-
     figure, axes = plt.subplots(1, len(FACTORS), figsize=(4 * len(FACTORS), 4), dpi=100)
     for axis, factor in zip(axes, FACTORS):
         points = metrics["scatter"][factor]
@@ -43,7 +42,7 @@ def scatter_plot(metrics, path, title=None):
         figure.suptitle(title)
     figure.tight_layout()
     path = Path(path)
-    _atomic_write(path, lambda handle: figure.savefig(handle, format="png"))
+    atomic_write(path, lambda handle: figure.savefig(handle, format="png"))
     plt.close(figure)
     return path
 

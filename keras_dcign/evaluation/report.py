@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from keras_dcign.evaluation.engine import FACTORS
+from keras_dcign.files import atomic_write
 
 METRICS_FILE = "metrics.json"
 CARD_BEGIN = "<!-- dcign evaluate: begin -->"
@@ -13,11 +14,9 @@ CARD_END = "<!-- dcign evaluate: end -->"
 
 def save_metrics(metrics, path):
     """Writes the metrics as JSON, atomically (a temporary name, then a rename)."""
-    from keras_dcign.rendering import _atomic_write
-
     path = Path(path)
     text = json.dumps(metrics, indent=1, sort_keys=False)
-    _atomic_write(path, lambda handle: handle.write(text.encode()))
+    atomic_write(path, text)
     return path
 
 
@@ -98,8 +97,6 @@ def update_card(preset_dir, metrics, command):
     replaced, or appended when there is none.
     """
     from keras_dcign.presets import CARD_FILE
-    from keras_dcign.rendering import _atomic_write
-
     preset_dir = Path(preset_dir)
     card_path = preset_dir / CARD_FILE
     card = card_path.read_text() if card_path.exists() else ""
@@ -110,5 +107,5 @@ def update_card(preset_dir, metrics, command):
     else:
         card = card.rstrip("\n") + "\n\n" + section
     save_metrics(metrics, preset_dir / METRICS_FILE)
-    _atomic_write(card_path, lambda handle: handle.write(card.encode()))
+    atomic_write(card_path, card)
     return card_path

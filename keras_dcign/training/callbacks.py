@@ -1,4 +1,4 @@
-"""A rich progress bar for training: step, loss, KL and images per second."""
+"""Training callbacks: a rich progress bar, and a wall-clock budget."""
 
 import time
 
@@ -49,3 +49,18 @@ class TrainingProgress(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._progress.stop()
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Asks `fit` to stop once a wall-clock budget (seconds) is spent."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_train_begin(self, logs=None):
+        self.deadline = time.time() + self.seconds
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.time() > self.deadline:
+            self.model.stop_training = True

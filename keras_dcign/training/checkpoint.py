@@ -1,13 +1,12 @@
 """Atomic training checkpoints: weights, optimizer state and step, resumable after a kill.
 
 Each checkpoint is written into a temporary folder that is renamed into
-place, then the `latest` pointer is replaced atomically; a run killed at any
+place (`files.atomic_folder`), then the `latest` pointer is replaced atomically; a run killed at any
 moment leaves the previous checkpoint intact. Resuming takes the newest
 intact checkpoint, whatever `latest` says, and removes what a killed save
 left half-written.
 """
 
-import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_dcign.files import read_json_object
+from keras_dcign.files import atomic_folder, atomic_write, read_json_object
 
 LATEST = "latest"
 STATE_FILE = "state.json"
@@ -29,32 +28,26 @@ def save_checkpoint(model, run_dir, step, keep=2):
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
     remove_partial_checkpoints(run_dir)
-    staging = root / f".step-{step:08d}.tmp"
-    staging.mkdir()
-    try:
+    # Written beside its final name and renamed into place (a re-saved step is replaced).
+    with atomic_folder(final, ours=lambda folder: True, what="a checkpoint") as staging:
         model.save_weights(staging / WEIGHTS_FILE)
         store = {}
         model.optimizer.save_own_variables(store)
-        np.savez(staging / OPTIMIZER_FILE, **{str(k): np.asarray(v) for k, v in store.items()})
-        (staging / STATE_FILE).write_text(f'{{"step": {int(step)}}}')
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    finally:
-        # Ctrl-C in the middle of a save must not leave a half-written folder behind.
-        shutil.rmtree(staging, ignore_errors=True)
-    pointer = root / f".{LATEST}.tmp"
-    pointer.write_text(final.name)
-    os.replace(pointer, root / LATEST)
+        arrays = {str(k): np.asarray(v) for k, v in store.items()}
+        atomic_write(staging / OPTIMIZER_FILE, lambda handle: np.savez(handle, **arrays))
+        atomic_write(staging / STATE_FILE, f'{{"step": {int(step)}}}')
+    atomic_write(root / LATEST, final.name)
     for old in sorted(root.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def remove_partial_checkpoints(run_dir):
-    """Deletes the half-written `.step-N.tmp` folders a killed save left in a run."""
-    for partial in (Path(run_dir) / "checkpoints").glob(".step-*.tmp"):
+    """Deletes the half-written `.step-N...` folders and files a killed save left in a run."""
+    for partial in (Path(run_dir) / "checkpoints").glob(".step-*"):
         shutil.rmtree(partial, ignore_errors=True)
+    for partial in (Path(run_dir) / "checkpoints").glob(f".{LATEST}.*"):
+        partial.unlink(missing_ok=True)
 
 
 def latest_checkpoint(run_dir):

@@ -1,0 +1,130 @@
+"""What a training run trains on: cached or streamed generated faces, in a fixed order per step."""
+
+import os
+import shutil
+
+import numpy as np
+
+
+def batch_source(settings, data_dir, seed, workers, progress, chunk):
+    """A function `start_step -> generator of (images, group_ids)` (deterministic per step),
+    or, with `workers`, a `PyDataset` of `chunk` batches rendered on the fly."""
+    from keras_dcign.datasets import faces
+
+    size, batch = settings["image_size"], settings["batch_size"]
+    kinds = None if settings["monovariant"] else ("MIXED",)
+    pretrain = int(settings["pretrain_steps"])
+    if data_dir is not None:
+        images, groups = faces.stack_batches(
+            faces.load_reference_layout(data_dir, image_size=size, split="train")
+        )
+        return _cycle(images, groups, seed, pretrain)
+    if workers:
+        if pretrain:
+            raise ValueError(
+                f"pretrain_steps={pretrain} is not supported with workers={workers}; "
+                "train from the cache (workers=0) to pre-train."
+            )
+        return faces.dataset(
+            steps_per_epoch=chunk,
+            batch_size=batch,
+            image_size=size,
+            seed=seed,
+            shape_bias=settings["shape_bias"],
+            kinds=kinds,
+            workers=workers,
+            use_multiprocessing=True,
+        )
+    cache = dict(
+        image_size=size,
+        n_batches=settings["cache_batches"],
+        batch_size=batch,
+        shape_bias=settings["shape_bias"],
+        seed=seed,
+        progress=progress,
+    )
+    images, groups = cached_training_set(**cache, kinds=kinds)
+    if pretrain and settings["monovariant"] and settings["pretrain_data"] == "mixed":
+        # Pre-training sees a new person in every image, 20 times the people of monovariant
+        # batches: it draws faces several times sooner (docs/recipes.md).
+        mixed = cached_training_set(**cache, kinds=("MIXED",))
+        return _switch_at(pretrain, _cycle(*mixed, seed), _cycle(images, groups, seed))
+    return _cycle(images, groups, seed, pretrain)
+
+
+def _switch_at(step, before, after):
+    """A batch source that is `before` for steps < `step` and `after` from then on."""
+
+    def generate(start):
+        if start < step:
+            source = before(start)
+            for _ in range(step - start):
+                yield next(source)
+        yield from after(max(start, step))
+
+    return generate
+
+
+def cached_training_set(
+    image_size, n_batches, batch_size, shape_bias, seed, progress=True, kinds=None
+):
+    """Generated faces rendered once into `$KERAS_HOME/keras_dcign/datasets` and loaded.
+
+    `kinds` as for `faces.training_batches` (default: the four monovariant kinds).
+
+    Returns:
+        `(images, group_ids)`: uint8 `(batches, N, H, W, 1)` and int32 `(batches, N)`.
+    """
+    from keras_dcign.datasets import faces
+    from keras_dcign.download import cache_dir
+    from keras_dcign.graphics_code import GraphicsCode
+
+    name = f"faces-{image_size}px-{n_batches}x{batch_size}-bias{shape_bias:g}-seed{seed}"
+    if kinds is not None:
+        name += "-" + "-".join(k.lower() for k in kinds)
+    folder = cache_dir("datasets", name)
+    options = dict(
+        n_batches=n_batches,
+        batch_size=batch_size,
+        image_size=image_size,
+        seed=seed,
+        shape_bias=shape_bias,
+        kinds=kinds,
+        workers=os.cpu_count() or 1,
+        progress=progress,
+    )
+    try:
+        faces.generate(folder, **options)
+    except ValueError:
+        # A cache written by another version of the generator: it is ours to replace.
+        shutil.rmtree(folder)
+        faces.generate(folder, **options)
+    data = faces.load(folder, progress=progress)
+    code = GraphicsCode.paper()
+    ids = np.array([-1 if g is None else code.index(g) for g in data["group"]], dtype="int32")
+    return data["images"][..., None], np.repeat(ids[:, None], batch_size, axis=1)
+
+
+def _cycle(images, groups, seed, pretrain_steps=0):
+    """Batches of a fixed set, reshuffled every pass; step k is the same batch on every run.
+
+    The first `pretrain_steps` batches carry group id -1: trained as a plain VAE.
+    """
+    plain = np.full(groups.shape[1:], -1, dtype=groups.dtype)
+
+    def generate(start):
+        step = start
+        while True:
+            epoch, position = divmod(step, len(images))
+            order = np.random.default_rng([seed, epoch]).permutation(len(images))
+            index = order[position]
+            yield _as_float(images[index]), plain if step < pretrain_steps else groups[index]
+            step += 1
+
+    return generate
+
+
+def _as_float(images):
+    if images.dtype == np.uint8:
+        return images.astype("float32") / 255.0
+    return images.astype("float32")

@@ -1,0 +1,235 @@
+"""The training loop: data, model, checkpoints, calibration, preset."""
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_dcign.files import atomic_write, check_distinct, check_output_folder
+from keras_dcign.training.callbacks import StopAfter, TrainingProgress
+from keras_dcign.training.card import describe_machine, model_card
+from keras_dcign.training.checkpoint import (
+    CheckpointEvery,
+    checkpoint_step,
+    latest_checkpoint,
+    restore_checkpoint,
+    resume_point,
+)
+from keras_dcign.training.data import batch_source
+from keras_dcign.training.recipes import recipe, resumed_recipe
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` produced: the preset folder, steps run this time, wall time, and the
+    checkpoint step a resumed run continued from (0 for a new run)."""
+
+    preset_dir: Path
+    run_dir: Path
+    steps: int
+    seconds: float
+    history: dict
+    resumed_from: int = 0
+
+
+def train(
+    out,
+    dataset="faces",
+    config="faces_64",
+    resume=False,
+    data_dir=None,
+    seed=0,
+    checkpoint_every=100,
+    progress=True,
+    workers=0,
+    time_limit=None,
+    command=None,
+    **overrides,
+):
+    """Trains a DC-IGN by a recipe and writes a calibrated preset.
+
+    Args:
+        out: the run folder; checkpoints go to `out/checkpoints`, the preset
+            to `out/preset`.
+        dataset: `"faces"` (the package's generated faces).
+        config: a recipe name from `RECIPES`.
+        resume: continue from the run folder's newest intact checkpoint
+            (refused when it has none).
+        data_dir: train on a dataset in the reference layout instead of
+            generated faces.
+        seed: seed of data order, initialisation and sampling.
+        checkpoint_every: steps between checkpoints.
+        progress: show a rich progress bar.
+        workers: render batches on the fly with this many processes instead
+            of caching a fixed set (for long GPU runs).
+        time_limit: stop training cleanly after this many minutes (then
+            checkpoint, calibrate and write the preset as usual).
+        command: the command line that started the run, for the model card.
+        **overrides: recipe settings (`steps`, `batch_size`, `clamp`,
+            `invariance_strength`, `shape_bias`, `kl_weight`, `learning_rate`,
+            `architecture`, `feature_maps`, `reconstruction`,
+            `gaussian_scale`, `pretrain_steps`, `monovariant`, ...).
+            `monovariant=False` trains the paper's entangled baseline: the
+            same network as a plain VAE on batches in which every factor
+            varies (MIXED). `pretrain_steps=N` trains the first N steps as a
+            plain VAE (nothing clamped), then monovariant, as the reference
+            code's README recommends; `pretrain_data="mixed"` pre-trains on
+            MIXED batches, `"monovariant"` on the monovariant batches.
+
+    Returns:
+        A `TrainResult`.
+    """
+    from keras_dcign.model import DCIGN
+
+    if dataset != "faces":
+        raise ValueError(f"Unknown dataset {dataset!r}; expected 'faces'.")
+    settings = recipe(config, **overrides)
+    run_dir = Path(out)
+    _check_writable(run_dir)
+    check_output_folder(run_dir, ours=_is_run_folder, what="a training run")
+    check_distinct([run_dir], [data_dir] if data_dir else [], replaced=True)
+    existing = resume_point(run_dir) if resume else latest_checkpoint(run_dir)
+    if existing is not None and not resume:
+        raise ValueError(
+            f"{run_dir} already holds a training run; pass --resume to continue it or choose "
+            "another --out."
+        )
+    if existing is not None:
+        settings = resumed_recipe(run_dir, config, seed, overrides, settings)
+    total = int(settings["steps"])
+    # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
+    # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
+    chunk = math.gcd(total, checkpoint_every)
+    # Data first: rendering processes are forked before the backend starts its threads.
+    finished = resume and existing is not None and checkpoint_step(existing) >= total
+    source = None if finished else batch_source(settings, data_dir, seed, workers, progress, chunk)
+    keras.utils.set_random_seed(seed)
+    model = DCIGN(
+        image_size=settings["image_size"],
+        feature_maps=settings["feature_maps"],
+        architecture=settings["architecture"],
+        reconstruction=settings["reconstruction"],
+        gaussian_scale=settings["gaussian_scale"],
+        clamp=settings["clamp"],
+        invariance_strength=settings["invariance_strength"],
+        kl_weight=settings["kl_weight"],
+        monovariant=settings["monovariant"],
+        seed=seed,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
+    start = restore_checkpoint(model, existing) if (resume and existing is not None) else 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Written whole or not at all: a resumed run reads it back.
+    recipe_json = json.dumps(dict(settings, config=config, seed=seed)).encode()
+    atomic_write(run_dir / "recipe.json", recipe_json)
+
+    history = {}
+    began = time.time()
+    if start < total:
+        checkpoints = CheckpointEvery(run_dir, checkpoint_every, start)
+        callbacks = [checkpoints]
+        if time_limit is not None:
+            callbacks.append(StopAfter(float(time_limit) * 60.0))
+        if progress:
+            callbacks.append(TrainingProgress(total, start, settings["batch_size"]))
+        fit = model.fit(
+            source(start) if callable(source) else source,
+            steps_per_epoch=chunk,
+            epochs=total // chunk,
+            initial_epoch=start // chunk,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=0,
+        )
+        history = fit.history
+        done = checkpoints.step
+    else:
+        done = start
+    seconds = time.time() - began
+
+    from keras_dcign.calibration import calibrate_on_faces
+
+    model.calibration = calibrate_on_faces(model, seed=seed)
+    metadata = {
+        "recipe": dict(settings, config=config, seed=seed),
+        "steps": done,
+        "train_seconds_this_run": round(seconds, 1),
+        "images_per_second_this_run": round((done - start) * settings["batch_size"] / seconds, 1)
+        if seconds > 0 and done > start
+        else None,
+        "machine": describe_machine(),
+        "command": command,
+        "final_logs": {k: float(v[-1]) for k, v in history.items()},
+        "calibration_r2": {f: e["r2"] for f, e in model.calibration.factors.items()},
+    }
+    metadata["relight_check"] = relight_check(model)
+    metadata["heldout_reconstruction_mse"] = round(heldout_reconstruction_mse(model), 5)
+    if model.reconstruction == "gaussian" and model.gaussian_scale == "learned":
+        log_scale = keras.ops.convert_to_numpy(model.likelihood_scale())
+        metadata["learned_sigma"] = round(float(np.exp(log_scale)), 5)
+    preset_dir = model.save_to_preset(
+        run_dir / "preset", metadata=metadata, card=model_card(config, metadata), float16=True
+    )
+    return TrainResult(preset_dir, run_dir, done - start, seconds, history, start)
+
+
+def heldout_reconstruction_mse(model, people=64, seed=0):
+    """Mean squared reconstruction error of held-out people at random pose and light.
+
+    A quick number every run reports (numpy only); `dcign evaluate` measures the rest.
+    """
+    from keras import ops
+
+    from keras_dcign.calibration import factor_ranges
+    from keras_dcign.datasets import faces
+
+    rng = np.random.default_rng([seed, 11])
+    who = rng.choice(np.asarray(faces.identities("test")), size=people, replace=False)
+    angles = {f: rng.uniform(*r, people) for f, r in factor_ranges().items()}
+    images = faces.render(who, image_size=model.image_size, **angles)[..., None]
+    images = images.astype("float32")
+    out = np.concatenate(
+        [ops.convert_to_numpy(model(images[k : k + 32])) for k in range(0, people, 32)]
+    )
+    return float(np.mean((out - images) ** 2))
+
+
+def relight_check(model, people=8):
+    """Left-minus-right brightness of frontal test faces re-rendered with light left and right.
+
+    A model that learned light has a positive difference for "left" and a
+    negative one for "right" (light azimuth is measured from the viewer's side).
+    """
+    from keras import ops
+
+    from keras_dcign.datasets import faces
+
+    who = np.asarray(faces.identities("test"))[:people]
+    images = faces.render(who, image_size=model.image_size)[..., None].astype("float32")
+    half = model.image_size // 2
+    result = {}
+    for side in ("left", "right"):
+        out = ops.convert_to_numpy(model.rerender(images, light=side))
+        result[side] = float(np.mean(out[:, :, :half]) - np.mean(out[:, :, half:]))
+    return result
+
+
+def _check_writable(run_dir):
+    """Checks the run folder can be made, without making it: a failed run leaves no folder."""
+    nearest = run_dir.absolute()
+    while not nearest.exists():
+        nearest = nearest.parent
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"Output folder {run_dir} is not writable: {nearest} is not a writable folder."
+        )
+
+
+def _is_run_folder(folder):
+    """Whether `folder` holds a training run (its checkpoints or its recipe)."""
+    return (folder / "checkpoints").is_dir() or (folder / "recipe.json").is_file()
