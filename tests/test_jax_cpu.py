@@ -92,14 +92,20 @@ def test_dcign_gives_the_same_outputs_and_gradients_with_and_without_them(monkey
 
     assert jax_cpu.on_jax_cpu()
     fast_model = DCIGN(image_size=32, feature_maps=8, seed=3)
-    # The paper stack's three pools and its last convolution (8 maps to 1) are computed by
-    # the formulations; the layers themselves are Keras' own.
-    fast_layers = [
-        layer
-        for layer in fast_model.encoder_layers + fast_model.decoder_layers
-        if id(layer) in fast_model._formulations
+    # The paper stack's three pools and its convolutions to at most 4 maps (8 maps give
+    # encoder convs to 8, 4 and 2 maps, decoder convs to 4, 8, 8 and 1) are computed by the
+    # formulations; the layers themselves are Keras' own.
+    every = fast_model.encoder_layers + fast_model.decoder_layers
+    fast_layers = [layer for layer in every if id(layer) in fast_model._formulations]
+    assert [(type(layer).__name__, getattr(layer, "filters", None)) for layer in fast_layers] == [
+        ("MaxPooling2D", None),
+        ("Conv2D", 4),
+        ("MaxPooling2D", None),
+        ("Conv2D", 2),
+        ("MaxPooling2D", None),
+        ("Conv2D", 4),
+        ("Conv2D", 1),
     ]
-    assert [type(layer).__name__ for layer in fast_layers] == ["MaxPooling2D"] * 3 + ["Conv2D"]
     assert all(type(layer).__module__.startswith("keras.") for layer in fast_layers)
     monkeypatch.setenv("KERAS_DCIGN_JAX_CPU_LAYERS", "0")
     assert not jax_cpu.on_jax_cpu()
