@@ -37,9 +37,17 @@ class Calibration:
 
     Example:
 
-    >>> calibration = model.calibration
-    >>> calibration.to_latent("light", "left")   # the latent value for -80 degrees
-    >>> calibration.to_degrees("light", z[:, 2])
+    A trained preset carries one (`keras_dcign.from_preset(...).calibration`);
+    here the light unit is `-0.25 * degrees + 0.5` over [-80, 80] degrees:
+
+    >>> from keras_dcign import Calibration
+    >>> calibration = Calibration({"light": {
+    ...     "group": "light", "unit": 0, "slope": -0.25, "intercept": 0.5,
+    ...     "range": [-80.0, 80.0], "r2": 0.99}})
+    >>> float(calibration.to_latent("light", "left"))  # "left" is -80 degrees, the range's end
+    20.5
+    >>> calibration.to_degrees("light", [20.5, 10.5, -19.5])
+    array([-80., -40.,  80.])
     """
 
     def __init__(self, factors):

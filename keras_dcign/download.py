@@ -16,13 +16,24 @@ once its size and sha256 check out, so the cache never holds a half or a wrong f
 
 Example:
 
->>> from keras_dcign.download import cache_dir, download, extract_archive
+A `file://` URL stands in for the `https://` mirrors of a real download.
+
+>>> import tarfile, tempfile
+>>> from pathlib import Path
+>>> from keras_dcign.download import download, extract_archive, sha256_of
+>>> work = Path(tempfile.mkdtemp())
+>>> _ = (work / "notes.txt").write_text("rendered faces")
+>>> with tarfile.open(work / "faces.tar.gz", "w:gz") as tar:
+...     tar.add(work / "notes.txt", arcname="faces/notes.txt")
 >>> archive = download(
-...     ["https://example.org/faces.tar.gz", "https://mirror.example.org/faces.tar.gz"],
-...     cache_dir("datasets") / "faces.tar.gz",
-...     sha256="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+...     [(work / "faces.tar.gz").as_uri()],  # mirrors, tried in order
+...     work / "cache" / "faces.tar.gz",
+...     sha256=sha256_of(work / "faces.tar.gz"),
+...     progress=False,
 ... )
->>> faces = extract_archive(archive, cache_dir("datasets") / "faces")
+>>> faces = extract_archive(archive, work / "cache" / "faces")
+>>> sorted(p.relative_to(faces).as_posix() for p in faces.rglob("*"))
+['faces', 'faces/notes.txt']
 """
 
 import contextlib
@@ -100,8 +111,9 @@ def cache_dir(*parts):
 
     Example:
 
-    >>> cache_dir("presets", "faces_basel")
-    PosixPath('/home/me/.keras/keras_dcign/presets/faces_basel')
+    >>> from keras_dcign.download import cache_dir
+    >>> cache_dir("downloads").parts[-2:]  # e.g. ~/.keras/keras_dcign/downloads
+    ('keras_dcign', 'downloads')
     """
     for part in parts:
         pieces = re.split(r"[\\/]", str(part))
@@ -153,11 +165,22 @@ def download(urls, dest, sha256=None, size=None, progress=True, timeout=30):
 
     Example:
 
-    >>> path = download(
-    ...     "https://example.org/model.weights.h5",
-    ...     cache_dir("presets", "faces_basel") / "model.weights.h5",
-    ...     sha256="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-    ... )
+    A `file://` URL stands in for an `https://` one:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from keras_dcign.download import download, sha256_of
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> source = folder / "model.weights.h5"
+    >>> _ = source.write_bytes(b"weights")
+    >>> path = download(source.as_uri(), folder / "cache" / "model.weights.h5",
+    ...                 sha256=sha256_of(source), progress=False)
+    >>> path.read_bytes()
+    b'weights'
+    >>> download(source.as_uri(), folder / "other.h5", sha256="0" * 64, progress=False)
+    Traceback (most recent call last):
+    ...
+    keras_dcign.download.DownloadError: Could not download file://...: sha256 mismatch: ...
     """
     urls = [urls] if isinstance(urls, str) else list(urls)
     if not urls:
@@ -214,7 +237,21 @@ def extract_archive(archive, target):
 
     Example:
 
-    >>> extract_archive("faces.tar.gz", cache_dir("datasets") / "faces")
+    >>> import tempfile, zipfile
+    >>> from pathlib import Path
+    >>> from keras_dcign.download import extract_archive
+    >>> work = Path(tempfile.mkdtemp())
+    >>> with zipfile.ZipFile(work / "preset.zip", "w") as archive:
+    ...     archive.writestr("preset/config.json", "{}")
+    >>> target = extract_archive(work / "preset.zip", work / "unpacked")
+    >>> sorted(p.relative_to(target).as_posix() for p in target.rglob("*"))
+    ['preset', 'preset/config.json']
+    >>> with zipfile.ZipFile(work / "unsafe.zip", "w") as archive:
+    ...     archive.writestr("../outside.txt", "")
+    >>> extract_archive(work / "unsafe.zip", work / "unsafe")
+    Traceback (most recent call last):
+    ...
+    keras_dcign.download.ArchiveError: ...unsafe.zip: refusing member '../outside.txt' ...
     """
     archive, target = Path(archive), Path(target)
     with atomic_folder(target, ours=_any_folder, what="an unpacked archive") as staging:
@@ -383,9 +420,27 @@ def fetch_dataset(name, entry, holding, dest=None, progress=True):
 
     Example:
 
+    The registry's dataset is what `dcign download faces-original` fetches
+    (a download, not run here); a local zip of the same layout shows the rest:
+
     >>> from keras_dcign.presets import fetch
-    >>> root = fetch("faces-original")  # what `dcign download faces-original` runs
-    >>> batches = faces.load_reference_layout(root, image_size=150, split="test")
+    >>> root = fetch("faces-original")  # doctest: +SKIP
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from keras_dcign.datasets import faces
+    >>> from keras_dcign.download import fetch_dataset
+    >>> work = Path(tempfile.mkdtemp())
+    >>> _ = faces.export_reference_layout(work / "zip" / "faces", n_batches=1, batch_size=2,
+    ...                                   image_size=32, progress=False)
+    >>> archive = Path(shutil.make_archive(str(work / "faces"), "zip", work / "zip"))
+    >>> root = fetch_dataset("my-faces", {"urls": [archive.as_uri()]}, holding={"th_AZ_VARIED"},
+    ...                      dest=work / "my-faces", progress=False)
+    >>> sorted(p.name for p in root.iterdir())  # doctest: +NORMALIZE_WHITESPACE
+    ['factors.csv', 'source.json', 'th_AZ_VARIED', 'th_EL_VARIED', 'th_LIGHT_AZ_VARIED',
+     'th_SHAPE_VARIED']
+    >>> batches = faces.load_reference_layout(root, image_size=32, split="test")
+    >>> len(batches)  # one batch of each kind
+    4
     """
     target = Path(dest) if dest is not None else cache_dir("datasets", name)
     if (target / SOURCE_FILE).is_file():

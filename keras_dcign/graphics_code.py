@@ -21,6 +21,7 @@ class GraphicsCode:
 
     Example:
 
+    >>> from keras_dcign import GraphicsCode
     >>> code = GraphicsCode.paper()
     >>> code.size
     200

@@ -40,8 +40,15 @@ class GraphicsCodeClamp(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from keras_dcign import GraphicsCode, GraphicsCodeClamp
     >>> clamp = GraphicsCodeClamp(GraphicsCode.paper())
-    >>> z_clamped = clamp(z, group=2)  # only "light" varies in this batch
+    >>> z = np.random.default_rng(0).normal(size=(4, 200)).astype("float32")
+    >>> z_clamped = keras.ops.convert_to_numpy(clamp(z, group=2))  # only "light" varies
+    >>> bool(np.allclose(z_clamped[:, 2], z[:, 2]))  # the active group keeps its values
+    True
+    >>> bool(np.allclose(z_clamped[:, 3:], z[:, 3:].mean(axis=0)))  # the rest: the batch mean
+    True
     """
 
     def __init__(self, code, clamp="mean", invariance_strength=0.0, **kwargs):

@@ -118,10 +118,21 @@ class DCIGN(backend_trainer(), keras.Model):
 
     Example:
 
-    >>> model = keras_dcign.DCIGN(image_size=64, feature_maps=32)
+    Two training steps on small rendered faces (a real run takes thousands;
+    see `dcign train`):
+
+    >>> from keras_dcign.datasets import faces
+    >>> model = keras_dcign.DCIGN(image_size=32, feature_maps=8, architecture="strided")
     >>> model.compile()
-    >>> model.fit(faces.dataset(image_size=64), epochs=1)
-    >>> relit = model.rerender(images, light=1.5)
+    >>> data = faces.dataset(steps_per_epoch=2, batch_size=4, image_size=32)
+    >>> history = model.fit(data, epochs=1, verbose=0)
+    >>> sorted(history.history)  # doctest: +NORMALIZE_WHITESPACE
+    ['kl', 'kl_azimuth', 'kl_elevation', 'kl_intrinsic', 'kl_light', 'loss',
+     'reconstruction']
+    >>> images = faces.render([1, 2], azimuth=[0.0, 30.0], image_size=32)[..., None]
+    >>> relit = model.rerender(images, light=1.5)  # uncalibrated: a latent value
+    >>> tuple(relit.shape)
+    (2, 32, 32, 1)
     """
 
     def __init__(
@@ -346,8 +357,12 @@ class DCIGN(backend_trainer(), keras.Model):
 
         Example:
 
+        >>> from keras_dcign.datasets import faces
         >>> model = keras_dcign.from_preset("faces_64")
+        >>> images = faces.render([3, 4], image_size=64)[..., None]  # two frontal faces
         >>> relit = model.rerender(images, light="left", azimuth=30)
+        >>> tuple(relit.shape)
+        (2, 64, 64, 1)
         """
         images = _check_pixel_values(images)
         z = ops.convert_to_numpy(self.encode(images).mean).astype("float32")

@@ -18,9 +18,18 @@ class DiagonalGaussian:
 
     Example:
 
-    >>> q = model.encode(images)
-    >>> z = q.sample(seed=0)
-    >>> kl = q.kl_to_standard_normal()  # one value per image
+    `DCIGN.encode(images)` returns one; here a standard normal for 2 images
+    with a 4-unit code:
+
+    >>> import keras
+    >>> from keras_dcign import DiagonalGaussian
+    >>> q = DiagonalGaussian(keras.ops.zeros((2, 4)), keras.ops.zeros((2, 4)))
+    >>> q
+    DiagonalGaussian(shape=(2, 4))
+    >>> tuple(q.sample(seed=0).shape)
+    (2, 4)
+    >>> keras.ops.convert_to_numpy(q.kl_to_standard_normal())  # one value per image
+    array([0., 0.], dtype=float32)
     """
 
     def __init__(self, mean, log_var):

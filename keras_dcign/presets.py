@@ -115,8 +115,13 @@ def from_preset(preset, progress=True, **overrides):
 
     Example:
 
-    >>> model = keras_dcign.from_preset("faces_basel")
+    >>> model = keras_dcign.from_preset("faces_basel")  # bundled: nothing to download
+    >>> model.image_size, sorted(model.calibration.factors)
+    (150, ['azimuth', 'elevation', 'light'])
+    >>> images = np.random.default_rng(0).random((2, 150, 150, 1), dtype="float32")
     >>> relit = model.rerender(images, light="left")
+    >>> tuple(relit.shape)
+    (2, 150, 150, 1)
     """
     import keras
 

@@ -22,8 +22,17 @@ the model's own `save_to_preset`, so it imports neither `keras_dcign.model` nor
 
 Example:
 
->>> preset = keras_dcign.import_torch7("dcign_sample_trained.zip")
->>> model = keras_dcign.from_preset(preset)
+The release itself is a download (`dcign download faces_basel_original`; its
+links were last known to work in 2017), so the lines that read it are not run
+here.
+
+>>> from keras_dcign.torch7 import infer_layout, parameter_count
+>>> parameter_count()  # the release's flat vector: 4,131,137 floats
+4131137
+>>> infer_layout(4131137)  # (latents, feature_maps)
+(200, 96)
+>>> preset = keras_dcign.import_torch7("dcign_sample_trained.zip")  # doctest: +SKIP
+>>> model = keras_dcign.from_preset(preset)  # doctest: +SKIP
 """
 
 import hashlib
@@ -60,6 +69,7 @@ def reference_layout(latents=REFERENCE_LATENTS, feature_maps=REFERENCE_FEATURE_M
 
     Example:
 
+    >>> from keras_dcign.torch7 import reference_layout
     >>> reference_layout()[3]
     ('z_mean', (200, 5400))
     """
@@ -298,9 +308,13 @@ def import_torch7(path, out=None, latents=None, feature_maps=None):
 
     Example:
 
-    >>> preset = keras_dcign.import_torch7("dcign_sample_trained/")
-    >>> model = keras_dcign.from_preset(preset)
-    >>> faces = model.decode(np.zeros((1, 200), "float32"))
+    The release (an unzipped `dcign_sample_trained.zip`) is a download, so
+    this example is not run:
+
+    >>> preset = keras_dcign.import_torch7("dcign_sample_trained/")  # doctest: +SKIP
+    >>> model = keras_dcign.from_preset(preset)  # doctest: +SKIP
+    >>> tuple(model.decode(np.zeros((1, 200), "float32")).shape)  # doctest: +SKIP
+    (1, 150, 150, 1)
     """
     path = Path(path)
     if out is not None:

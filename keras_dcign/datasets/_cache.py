@@ -110,11 +110,15 @@ def generate(out_dir, n_batches=DEFAULT_BATCHES, batch_size=20, image_size=64, s
 
     Example:
 
-    >>> faces.generate("faces-64", n_batches=40, progress=False)
-    'faces-64'
-    >>> data = faces.load("faces-64", progress=False)
-    >>> data["images"].shape
-    (40, 20, 64, 64)
+    >>> import tempfile
+    >>> from keras_dcign.datasets import faces
+    >>> folder = tempfile.mkdtemp()
+    >>> folder == faces.generate(folder, n_batches=4, batch_size=4, image_size=32,
+    ...                          progress=False)
+    True
+    >>> data = faces.load(folder, progress=False)
+    >>> data["images"].shape, data["images"].dtype
+    ((4, 4, 32, 32), dtype('uint8'))
     """
     spec = _streams.StreamSpec(batch_size, image_size, split, seed, **ranges)
     kinds, probabilities = _streams.kind_weights(shape_bias, kinds)

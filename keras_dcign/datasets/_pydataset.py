@@ -32,6 +32,7 @@ class FacesSequence(keras.utils.PyDataset):
 
     Example:
 
+    >>> from keras_dcign.datasets.faces import FacesSequence
     >>> data = FacesSequence(steps_per_epoch=10, image_size=32)
     >>> images, group_ids = data[0]
     >>> images.shape, group_ids.dtype

@@ -136,6 +136,7 @@ def render(identity, azimuth=0.0, elevation=0.0, light=0.0, image_size=150,
 
     Example:
 
+    >>> from keras_dcign.datasets import faces
     >>> faces.render([1, 2, 3], azimuth=[-60.0, 0.0, 60.0], image_size=64).shape
     (3, 64, 64)
     """
@@ -264,7 +265,14 @@ def stack_batches(batches):
 
     Example:
 
-    >>> images, group_ids = faces.stack_batches(faces.load_reference_layout("refdata"))
+    >>> import itertools
+    >>> from keras_dcign.datasets import faces
+    >>> light = itertools.islice(faces.batches("LIGHT", batch_size=4, image_size=32), 3)
+    >>> images, group_ids = faces.stack_batches(light)
+    >>> images.shape
+    (3, 4, 32, 32, 1)
+    >>> group_ids[:, 0]  # 2: light
+    array([2, 2, 2], dtype=int32)
     """
     images, group_ids = [], []
     for batch, group, _ in batches:

@@ -64,9 +64,13 @@ def export_reference_layout(out_dir, batches=None, split="train", n_batches=10, 
 
     Example:
 
-    >>> faces.export_reference_layout("refdata", n_batches=2, image_size=64)
-    'refdata'
-    >>> sorted(os.listdir("refdata/th_LIGHT_AZ_VARIED/FT_test"))
+    >>> import os, tempfile
+    >>> from keras_dcign.datasets import faces
+    >>> root = tempfile.mkdtemp()
+    >>> root == faces.export_reference_layout(root, n_batches=2, batch_size=4, image_size=32,
+    ...                                       progress=False)
+    True
+    >>> sorted(os.listdir(os.path.join(root, "th_LIGHT_AZ_VARIED", "FT_test")))
     ['batch1', 'batch2']
     """
     from keras_dcign.datasets import _cache, _streams
@@ -272,10 +276,16 @@ def load_reference_layout(root, image_size=64, split="train", kinds=None):
 
     Example:
 
-    >>> batches = faces.load_reference_layout("refdata", image_size=64, split="test")
+    >>> import tempfile
+    >>> from keras_dcign.datasets import faces
+    >>> root = faces.export_reference_layout(tempfile.mkdtemp(), n_batches=1, batch_size=4,
+    ...                                      image_size=32, progress=False)
+    >>> batches = faces.load_reference_layout(root, image_size=64, split="test")  # resized
+    >>> [group for _, group, _ in batches]
+    ['azimuth', 'elevation', 'light', 'intrinsic']
     >>> images, group, factors = batches[0]
-    >>> images.shape, group
-    ((20, 64, 64, 1), 'azimuth')
+    >>> images.shape, sorted(factors)
+    ((4, 64, 64, 1), ['azimuth', 'elevation', 'identity', 'light'])
     """
     split_name = _check_split(split)
     kinds = tuple(SET_NAMES) if kinds is None else tuple(kinds)
