@@ -341,13 +341,20 @@ def _version(package):
         return None
 
 
+# CPU features that decide which kernels the backends can use (bf16 and AMX matrix units).
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
 def machine_info():
     cpu = platform.processor() or "unknown"
+    flags = set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith("model name") and cpu in ("unknown", platform.processor()):
                     cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
                     break
     except OSError:
         pass
@@ -361,6 +368,7 @@ def machine_info():
     packages = ["keras", "tensorflow", "jax", "jaxlib", "torch", "numpy"]
     return {
         "cpu": cpu,
+        "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS},
         "cores": cores,
         "memory_gib": round(memory, 1) if memory else None,
         "system": f"{platform.system()} {platform.release()}",
@@ -565,6 +573,13 @@ def _table(report, args):
     return title, list(COLUMNS), cells, notes(report, args)
 
 
+def cpu_line(machine):
+    """The CPU and which of `CPU_FLAGS` it has, in one line."""
+    flags = machine.get("cpu_flags", {})
+    have = ", ".join(f"{flag} {'yes' if on else 'no'}" for flag, on in flags.items())
+    return f"CPU: {machine['cpu']}, {machine['cores']} cores; {have}."
+
+
 def print_table(report, args):
     from rich.console import Console
     from rich.table import Table
@@ -577,6 +592,7 @@ def print_table(report, args):
         table.add_row(*row)
     console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
+    console.print(cpu_line(report["machine"]), highlight=False)
     for line in lines:
         console.print(line, highlight=False)
 
@@ -603,6 +619,7 @@ def write_markdown(report, args, path):
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
         f"{machine['system']}, Python {machine['python']}; {versions}.",
+        cpu_line(machine),
     ]
     if machine.get("load_before") is not None:
         text.append(
