@@ -18,14 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import BACKEND, blob_images, tiny_calibrated_model, tiny_model
+from helpers import blob_images, tiny_calibrated_model, tiny_model
 from PIL import Image
 
 DCIGN = shutil.which("dcign") or os.path.join(os.path.dirname(sys.executable), "dcign")
-cli_only_once = pytest.mark.skipif(
-    BACKEND != "tensorflow",
-    reason="command-line cases do not depend on the backend: they run in the tensorflow session",
-)
+# Command-line cases do not depend on the backend: nox runs them with one backend only.
+cli_only_once = pytest.mark.backend_independent
 
 
 def snapshot(folder):
@@ -574,8 +572,27 @@ def assert_one_line(stderr, words):
     assert words in lines[0], lines[0]
 
 
+# Each case starts the installed `dcign`, which imports Keras and its backend: seconds a
+# case. One case of each kind runs by default; all of them run with the slow tests.
+QUICK_CLI_CASES = {
+    "missing-image",
+    "unknown-preset",
+    "download-dest-foreign",
+    "import-torch7-damaged-zip",
+    "config-json-invalid",
+    "angle-out-of-range-before-loading",
+}
+assert QUICK_CLI_CASES <= {c[0] for c in CLI_CASES}
+
+
 @cli_only_once
-@pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, id=c[0], marks=() if c[0] in QUICK_CLI_CASES else pytest.mark.slow)
+        for c in CLI_CASES
+    ],
+)
 def test_command_line_case(case, fixtures, tmp_path):
     _, setup, status, words = case
     work = tmp_path / "work"
@@ -588,6 +605,7 @@ def test_command_line_case(case, fixtures, tmp_path):
     assert snapshot(work) == before
 
 
+@pytest.mark.slow
 @cli_only_once
 def test_stdin_image_is_read_once_and_proc_output_is_named(fixtures, tmp_path):
     """Two cases that load the model: a PNG piped through /dev/stdin; --out under /proc."""
@@ -630,6 +648,7 @@ def _raises_one_line(call, words):
     assert len(message.splitlines()) == 1 and words in message, message
 
 
+@pytest.mark.backend_independent
 def test_sixteen_bit_gray_is_read_by_its_range(tmp_path):
     from keras_dcign.rendering import read_image
 
@@ -643,6 +662,7 @@ def test_sixteen_bit_gray_is_read_by_its_range(tmp_path):
     np.testing.assert_allclose(read_image(tmp_path / "palette.png"), 128 / 255, atol=1e-6)
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "make, words",
     [
@@ -733,6 +753,7 @@ def test_save_to_preset_refuses_a_foreign_folder_and_replaces_its_own(tmp_path):
     assert not (folder / "stale.txt").exists() and from_preset(folder).calibration is None
 
 
+@pytest.mark.backend_independent
 def test_import_torch7_refuses_a_foreign_folder(tmp_path):
     from keras_dcign.torch7 import import_torch7
 
@@ -836,6 +857,7 @@ def test_damaged_checkpoint_is_named(tmp_path, home, state, optimizer, words):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_resume_takes_the_newest_intact_checkpoint(tmp_path, home):
     from keras_dcign.training import train
 
@@ -850,6 +872,7 @@ def test_resume_takes_the_newest_intact_checkpoint(tmp_path, home):
     assert not list(checkpoints.glob(".step-*"))
 
 
+@pytest.mark.backend_independent
 def test_rejected_archive_does_not_stay_in_the_cache(served, home):
     from keras_dcign.presets import fetch
 

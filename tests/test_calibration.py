@@ -23,6 +23,7 @@ def _sweeps(noise=0.01, seed=0):
     return latents, degrees
 
 
+@pytest.mark.backend_independent
 def test_fit_recovers_a_linear_code():
     calibration = fit_calibration(*_sweeps(), CODE, RANGES)
     for factor in RANGES:
@@ -35,6 +36,7 @@ def test_fit_recovers_a_linear_code():
     assert calibration.to_degrees("light", 0.3) == pytest.approx(40, abs=1)
 
 
+@pytest.mark.backend_independent
 def test_noise_gives_a_low_r2():
     latents, degrees = _sweeps()
     rng = np.random.default_rng(1)
@@ -43,6 +45,7 @@ def test_noise_gives_a_low_r2():
     assert all(entry["r2"] < 0.3 for entry in calibration.factors.values())
 
 
+@pytest.mark.backend_independent
 def test_named_directions_and_range():
     calibration = fit_calibration(*_sweeps(), CODE, RANGES)
     assert calibration.degrees("light", "left") == -80
@@ -60,6 +63,7 @@ def test_named_directions_and_range():
         calibration.to_latent("hair", 1.0)
 
 
+@pytest.mark.backend_independent
 def test_round_trip(tmp_path):
     calibration = fit_calibration(*_sweeps(), CODE, RANGES)
     calibration.save(tmp_path / "calibration.json")

@@ -88,11 +88,13 @@ def test_corrupt_weights(preset, tmp_path, face):
     assert result.exit_code == 1 and "Corrupt weights file" in result.output
 
 
+@pytest.mark.backend_independent
 def test_debug_shows_the_traceback(face):
     result = _run("--debug", "render", face, "--light", "left", "--preset", "nope")
     assert isinstance(result.exception, ValueError)
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "args",
     [
@@ -108,6 +110,7 @@ def test_usage_errors_exit_2(args):
     assert _run(*args).exit_code == 2
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("command", sorted(cli.commands))
 def test_every_command_help_exits_0(command):
     result = CliRunner().invoke(cli, [command, "--help"])
@@ -124,6 +127,7 @@ def test_zoo_commands(preset):
     assert result.exit_code == 0 and "Tiny card" in result.output
 
 
+@pytest.mark.backend_independent
 def test_download_checksum_mismatch_over_loopback(tmp_path, served):
     root, base = served
     (root / "blob.bin").write_bytes(b"abc" * 1000)
@@ -137,6 +141,7 @@ def test_download_checksum_mismatch_over_loopback(tmp_path, served):
     assert (tmp_path / "got" / "blob.bin").read_bytes() == b"abc" * 1000
 
 
+@pytest.mark.slow
 def test_installed_dcign_renders_in_a_subprocess(preset, face):
     dcign = shutil.which("dcign") or os.path.join(os.path.dirname(sys.executable), "dcign")
     result = subprocess.run(

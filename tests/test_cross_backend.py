@@ -20,6 +20,7 @@ print(float(np.abs(out - data["out"]).max()), float(np.abs(mean - data["mean"]).
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("other", [b for b in ALL_BACKENDS if b != BACKEND])
 def test_weights_load_on_another_backend(other, tmp_path):
     keras.utils.set_random_seed(5)

@@ -24,6 +24,8 @@ from keras_dcign.download import (
     sha256_of,
 )
 
+pytestmark = pytest.mark.backend_independent
+
 PAYLOAD = os.urandom(300_000)
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 

@@ -162,6 +162,7 @@ def test_dcign_evaluate_writes_metrics_figures_and_card(tmp_path):
     assert info.exit_code == 0 and "identity verification AUC" in info.output
 
 
+@pytest.mark.backend_independent
 def test_dcign_evaluate_unknown_preset_is_one_line():
     result = CliRunner().invoke(cli, ["evaluate", "no_such_preset"])
     assert result.exit_code == 1

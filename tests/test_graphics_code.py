@@ -2,6 +2,8 @@ import pytest
 
 from keras_dcign import GraphicsCode
 
+pytestmark = pytest.mark.backend_independent
+
 
 def test_paper_code_layout():
     code = GraphicsCode.paper()

@@ -15,6 +15,7 @@ jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "environ, version, expected",
     [
@@ -43,6 +44,7 @@ def _xla_flags_after_import(extra_env):
     return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
 
 
+@pytest.mark.backend_independent
 def test_jax_trainer_sets_the_flag_and_keeps_the_users():
     expected = jax_cpu.wants_xla_flag({}, jaxlib_version=None)
     flags = _xla_flags_after_import({"XLA_FLAGS": "--xla_dump_hlo_as_text"})
@@ -59,6 +61,7 @@ def _lax_conv(x, kernel):
     )
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("filters", [1, 3])
 def test_tap_sum_conv_matches_the_convolution_and_its_gradients(filters):
     rng = np.random.default_rng(filters)

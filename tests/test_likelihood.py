@@ -65,6 +65,7 @@ def test_soft_clip_bounds_the_scale_below_and_keeps_large_values():
     assert values[1] == pytest.approx(-2.0, abs=0.02)
 
 
+@pytest.mark.slow
 def test_learned_scale_is_a_trainable_weight_that_follows_the_error():
     keras.utils.set_random_seed(0)
     model = tiny_model(reconstruction="gaussian", gaussian_scale="learned")

@@ -17,6 +17,7 @@ def test_default_model_is_the_reference_network():
     assert shapes["decoder_conv_4/kernel"] == (7, 7, 96, 1)
 
 
+@pytest.mark.backend_independent
 def test_reference_padding_is_all_valid():
     assert plan_padding(150) == ((0, 0, 0), (0, 0, 0, 0), 15)
 

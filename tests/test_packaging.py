@@ -8,14 +8,12 @@ import venv
 from pathlib import Path
 
 import pytest
-from helpers import BACKEND
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(
-    BACKEND != "tensorflow", reason="backend-independent; runs once, in the tensorflow session"
-)
+@pytest.mark.backend_independent
+@pytest.mark.slow
 def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
@@ -60,6 +58,7 @@ def test_wheel_installs_cli_and_zoo_inside_the_package(tmp_path):
     assert "dcign, version" in version.stdout
 
 
+@pytest.mark.backend_independent
 def test_cli_help_and_version_do_not_import_keras(tmp_path):
     code = (
         "import sys\nfrom keras_dcign_cli.main import main\n"
@@ -83,6 +82,7 @@ def test_cli_help_and_version_do_not_import_keras(tmp_path):
     assert "Usage: dcign" in result.stdout and "light" in result.stdout
 
 
+@pytest.mark.backend_independent
 def test_installed_dcign_command_runs():
     result = subprocess.run(["dcign", "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -70,6 +70,7 @@ def test_corrupt_weights(tmp_path):
         from_preset(folder)
 
 
+@pytest.mark.backend_independent
 def test_unknown_and_incomplete_presets(tmp_path):
     with pytest.raises(ValueError, match="Unknown preset 'nope'; expected one of"):
         from_preset("nope")
@@ -80,6 +81,7 @@ def test_unknown_and_incomplete_presets(tmp_path):
         from_preset("https://example.com/preset.tar.gz")
 
 
+@pytest.mark.backend_independent
 def test_hub_sources_need_their_clients():
     for scheme, module in (("hf://", "huggingface_hub"), ("kaggle://", "kagglehub")):
         try:
@@ -115,11 +117,13 @@ def test_preset_archive_over_http(tmp_path, served, monkeypatch):
     assert from_preset(f"{base}/tiny.tar.gz#sha256={digest}", progress=False).count_params()
 
 
+@pytest.mark.backend_independent
 def test_registry_lists_presets_with_their_facts():
     for name, entry in keras_dcign.list_presets().items():
         assert {"description", "image_size", "parameters", "source"} <= set(entry), name
 
 
+@pytest.mark.slow
 def test_preset_of_a_trained_model_holds_no_optimizer_state(tmp_path):
     import h5py
 

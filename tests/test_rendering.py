@@ -20,6 +20,7 @@ def _write(path, mode="RGB", size=(80, 50), fmt=None):
     return pixels
 
 
+@pytest.mark.backend_independent
 def test_rgb_to_gray_uses_the_reference_weights(tmp_path):
     pixels = _write(tmp_path / "a.png", size=(32, 32))
     gray = load_image(tmp_path / "a.png", 32)
@@ -27,6 +28,7 @@ def test_rgb_to_gray_uses_the_reference_weights(tmp_path):
     np.testing.assert_allclose(gray[..., 0], expected, atol=1e-5)
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "mode, fmt, name", [("RGBA", "PNG", "a.png"), ("L", "JPEG", "b.jpg"), ("RGB", "JPEG", "c.jpeg")]
 )
@@ -38,6 +40,7 @@ def test_any_mode_and_size(tmp_path, mode, fmt, name):
     assert load_image(tmp_path / name, 32, channels=3).shape == (32, 32, 3)
 
 
+@pytest.mark.backend_independent
 def test_unreadable_inputs(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_image(tmp_path / "missing.png", 32)

@@ -15,6 +15,8 @@ import pytest
 
 from keras_dcign.evaluation import scores
 
+pytestmark = pytest.mark.backend_independent
+
 NUM_FACTORS = 3
 NUM_VALUES = 10
 CHANCE = 1 / NUM_FACTORS

@@ -247,6 +247,7 @@ def test_preset_records_where_the_weights_came_from(release, imported):
     assert "Torch7" in card
 
 
+@pytest.mark.backend_independent
 def test_zip_folder_and_file_read_the_same_vector(release):
     from_zip, zip_info = torch7.read_parameters(release["zip"])
     from_folder, folder_info = torch7.read_parameters(release["folder"])
@@ -258,12 +259,14 @@ def test_zip_folder_and_file_read_the_same_vector(release):
     assert zip_info["sha256"] == folder_info["sha256"]
 
 
+@pytest.mark.backend_independent
 def test_wrong_length_says_what_it_found(tmp_path):
     write_float_tensor(tmp_path / "parameters.t7", np.zeros(1000))
     with pytest.raises(ValueError, match=r"holds 1,000 parameters.*4,131,137: 200 latents, 96"):
         torch7.import_torch7(tmp_path)
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "damage, message",
     [
@@ -289,6 +292,7 @@ def test_damaged_parameter_files_are_named(tmp_path, damage, message):
         torch7.read_parameters(path)
 
 
+@pytest.mark.backend_independent
 def test_zip_or_folder_without_parameters_is_refused(tmp_path):
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
         zf.writestr("dcign_sample_trained/state.t7", b"")
@@ -299,6 +303,7 @@ def test_zip_or_folder_without_parameters_is_refused(tmp_path):
         torch7.import_torch7(tmp_path / "empty")
 
 
+@pytest.mark.backend_independent
 def test_ambiguous_sources_and_foreign_out_folders_are_refused(release, tmp_path):
     for run in ("a", "b"):
         (tmp_path / "networks" / run).mkdir(parents=True)
@@ -312,6 +317,7 @@ def test_ambiguous_sources_and_foreign_out_folders_are_refused(release, tmp_path
     assert (tmp_path / "documents" / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.backend_independent
 def test_other_layouts_are_inferred_from_the_length():
     assert torch7.infer_layout(RELEASE_PARAMETERS) == (200, 96)
     for layout in [(120, 96), (10, 8)]:
@@ -327,6 +333,7 @@ def test_other_layouts_are_inferred_from_the_length():
     assert torch7.infer_layout(count, latents=17) == (17, 16)
 
 
+@pytest.mark.backend_independent
 def test_keras_weights_follow_the_torch_layout():
     vector = random_vector(latents=4, maps=8)
     weights = torch7.torch7_to_keras(vector, latents=4, feature_maps=8)
@@ -373,6 +380,7 @@ def test_original_preset_downloads_and_converts_once(
     assert len(server.requests) == served, "the converted preset is served from the cache"
 
 
+@pytest.mark.backend_independent
 def test_unreachable_release_says_how_to_import_a_copy(registry, keras_home):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -386,6 +394,7 @@ def test_unreachable_release_says_how_to_import_a_copy(registry, keras_home):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.backend_independent
 def test_changed_release_says_how_to_import_a_copy(server, registry, keras_home):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
@@ -412,6 +421,7 @@ def _t7_bytes(tmp_path, array):
     return path.read_bytes()
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("top", ["DATASET/", ""])
 def test_original_dataset_download_unpacks_the_reference_layout(
     top, tmp_path, server, registry, keras_home
@@ -448,6 +458,7 @@ def test_original_dataset_download_unpacks_the_reference_layout(
     assert len(server.requests) == served
 
 
+@pytest.mark.backend_independent
 def test_dataset_zip_reaching_outside_its_target_is_refused(tmp_path, server, registry, keras_home):
     data = _dataset_zip({"../escaped/th_AZ_VARIED/FT_training/batch1": b"x"})
     server.files["/dcign_facedataset_monovariant.zip"] = data

@@ -28,6 +28,7 @@ def _dcign(*args, env_home):
     )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     run = tmp_path / "run"
     args = [
@@ -75,6 +76,7 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     assert "steps: 60 of batch 8" in card and "not on Basel Face Model renders" in card
 
 
+@pytest.mark.backend_independent
 def test_recipe_checks_its_options():
     assert recipe("faces_64", steps=7)["steps"] == 7
     with pytest.raises(ValueError, match="Unknown training config 'faces_128'"):
@@ -115,6 +117,7 @@ def test_entangled_baseline_is_a_plain_vae_on_mixed_batches(tmp_path, monkeypatc
     assert all(g is None for g in data["group"])
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_runs_own_recipe(tmp_path, monkeypatch):
     from keras_dcign.training import RECIPES, train
 
@@ -135,6 +138,7 @@ def test_resume_keeps_the_runs_own_recipe(tmp_path, monkeypatch):
     assert json.loads((run / "recipe.json").read_text())["steps"] == 4
 
 
+@pytest.mark.slow
 def test_a_run_from_before_the_architecture_setting_resumes_as_the_paper_network(
     tmp_path, monkeypatch
 ):
@@ -163,6 +167,7 @@ def test_a_run_from_before_the_architecture_setting_resumes_as_the_paper_network
     assert model.architecture == "paper" and model.reconstruction == "bernoulli"
 
 
+@pytest.mark.backend_independent
 def test_pretrain_steps_train_the_first_batches_as_a_plain_vae():
     import numpy as np
 
@@ -177,6 +182,7 @@ def test_pretrain_steps_train_the_first_batches_as_a_plain_vae():
     assert [int(g[0]) for g in first[3:]] == plain[3:]
 
 
+@pytest.mark.backend_independent
 def test_mixed_pretraining_switches_sources_at_the_pretrain_step():
     from keras_dcign.training.data import _switch_at
 
@@ -196,6 +202,7 @@ def test_mixed_pretraining_switches_sources_at_the_pretrain_step():
     assert next(switched(7)) == ("mono", 7)
 
 
+@pytest.mark.backend_independent
 def test_recipe_refuses_unknown_pretrain_data():
     with pytest.raises(ValueError, match="pretrain_data='shapes' is invalid"):
         recipe("faces_64", pretrain_data="shapes")

@@ -13,7 +13,10 @@ def _fit_losses(model, images, groups, epochs=15):
     return history.history
 
 
-@pytest.mark.parametrize("group", KINDS)
+# One batch kind in the default run, all five with the slow tests.
+@pytest.mark.parametrize(
+    "group", [k if k == "light" else pytest.param(k, marks=pytest.mark.slow) for k in KINDS]
+)
 def test_training_lowers_the_loss_for_each_batch_kind(group):
     model = tiny_model()
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
@@ -45,6 +48,7 @@ def test_monovariant_clamp_changes_the_objective():
     assert _objective_value("light") != pytest.approx(_objective_value(None), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_train_on_batch_and_evaluate_and_callbacks(tmp_path):
     model = tiny_model(kl_weight=0.5, reconstruction="gaussian")
     model.compile()
@@ -67,6 +71,7 @@ def test_train_on_batch_and_evaluate_and_callbacks(tmp_path):
     assert "val_kl_light" in header and "reconstruction" in header
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(BACKEND == "torch", reason="Keras' torch jit_compile is torch.compile: slow")
 def test_jit_compile():
     model = tiny_model()
@@ -76,6 +81,7 @@ def test_jit_compile():
     assert history["loss"][-1] < history["loss"][0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision(policy):
     if BACKEND == "torch" and not _torch_cuda():
@@ -97,6 +103,7 @@ def _torch_cuda():
     return torch.cuda.is_available()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution data parallelism is JAX-only")
 def test_jax_data_parallel_training():
     out = run_python(

@@ -8,6 +8,8 @@ import pytest
 
 from keras_dcign.datasets import faces
 
+pytestmark = pytest.mark.backend_independent
+
 SIZE = 64
 
 

@@ -15,6 +15,7 @@ def _constant(values):
     return np.all(values == values[0])
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "kind, group, varied",
     [
@@ -39,12 +40,14 @@ def test_monovariant_batches_vary_one_factor(kind, group, varied):
     assert np.abs(images[0] - images[1]).mean() > 1e-3
 
 
+@pytest.mark.backend_independent
 def test_mixed_batches_vary_everything_and_train_no_group():
     _, group, factors = next(faces.batches("MIXED", batch_size=5, image_size=SIZE, seed=3))
     assert group is None
     assert not any(_constant(values) for values in factors.values())
 
 
+@pytest.mark.backend_independent
 def test_factors_stay_in_their_ranges():
     ranges = {
         "azimuth_range": (-30.0, 10.0),
@@ -59,6 +62,7 @@ def test_factors_stay_in_their_ranges():
     assert factors["azimuth"].min() < -45.0 and factors["azimuth"].max() > 45.0
 
 
+@pytest.mark.backend_independent
 def test_splits_never_mix_people():
     test_people = set(faces.identities("test").tolist())
     for kind in ("AZ", "SHAPE"):
@@ -73,6 +77,7 @@ def test_splits_never_mix_people():
     np.testing.assert_array_equal(images, again[0])
 
 
+@pytest.mark.backend_independent
 def test_training_stream_mixes_kinds_in_the_requested_ratio():
     stream = faces.training_batches(batch_size=1, image_size=8, seed=1)
     groups = {group for _, group, _ in itertools.islice(stream, 40)}
@@ -121,6 +126,7 @@ def test_pydataset_items_and_fit(tmp_path):
     assert np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.backend_independent
 def test_generate_and_load_cache(tmp_path):
     folder = str(tmp_path / "cache")
     options = dict(n_batches=5, batch_size=3, image_size=16, seed=4, shard_size=2)
@@ -151,6 +157,7 @@ def test_generate_and_load_cache(tmp_path):
     assert batches[0][0].dtype == np.float32 and batches[0][0].max() <= 1.0
 
 
+@pytest.mark.backend_independent
 def test_corrupt_cache_names_the_file(tmp_path):
     folder = str(tmp_path / "cache")
     faces.generate(folder, n_batches=2, batch_size=2, image_size=16, shard_size=1, progress=False)

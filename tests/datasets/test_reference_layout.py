@@ -11,6 +11,8 @@ from torch7_writer import write_float_tensor, write_t7
 
 from keras_dcign.datasets import faces
 
+pytestmark = pytest.mark.backend_independent
+
 
 def _batches(kind, n, split="train", size=24):
     stream = faces.batches(kind, batch_size=3, image_size=size, split=split, seed=9)
