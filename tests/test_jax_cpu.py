@@ -37,8 +37,14 @@ def _xla_flags_after_import(extra_env):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(KERAS_BACKEND="jax", **extra_env)
     code = "import os, keras_dcign.model; print(os.environ.get('XLA_FLAGS', ''))"
+    # From a folder without the source tree, so that the installed package is imported.
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""

@@ -13,13 +13,14 @@ pytestmark = pytest.mark.backend_independent
 SIZE = 64
 
 
-def test_importing_faces_does_not_import_keras():
+def test_importing_faces_does_not_import_keras(tmp_path):
     code = (
         "import sys\n"
         "from keras_dcign.datasets import faces\n"
         "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'heavy import'\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # From a folder without the source tree, so that the installed package is imported.
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
 def test_render_shapes_range_and_background():
