@@ -1,4 +1,8 @@
-"""Test and lint sessions: `nox` runs the suite once per Keras backend, then ruff."""
+"""Test and lint sessions: `nox` runs ruff, then the whole suite once per Keras backend.
+
+The three backends share one environment (every backend is installed anyway, for the
+cross-backend tests), so TensorFlow, JAX and PyTorch are installed once, not three times.
+"""
 
 import os
 
@@ -7,22 +11,46 @@ import nox
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-BACKENDS = ["tensorflow", "jax", "torch"]
+BACKENDS = ("tensorflow", "jax", "torch")
 # A CPU build of PyTorch; an unpinned `torch` pulls a multi-GB CUDA build.
 TORCH = os.environ.get("DCIGN_TORCH", "torch==2.13.0")
+# Tests marked backend_independent run with one backend: JAX, whose `dcign` subprocesses
+# start fastest. A later `-m` wins over the `-m 'not slow'` in pyproject.toml's addopts.
+EVERY_TEST = "slow or not slow"
+BACKEND_TESTS = "not backend_independent"
+# pytest-xdist: one worker per CPU core (DCIGN_TEST_WORKERS=0: no workers).
+WORKERS = ("-n", os.environ.get("DCIGN_TEST_WORKERS", "auto"))
 
 
 @nox.session
-@nox.parametrize("backend", BACKENDS)
-def tests(session, backend):
-    """The pytest suite on one backend (every backend is installed for cross-backend tests)."""
+def tests(session):
+    """pytest, slow tests included, once per backend (DCIGN_BACKENDS=jax,torch picks some).
+
+    Arguments after `--` go to each pytest run.
+    """
+    backends = os.environ.get("DCIGN_BACKENDS", ",".join(BACKENDS)).split(",")
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        session.error(f"DCIGN_BACKENDS: unknown {unknown}; expected some of {list(BACKENDS)}")
+    independent = "jax" if "jax" in backends else backends[0]
     session.install(TORCH)
-    session.install(".[jax,torch,tfp,dev,eval]")
-    session.run(
-        "pytest",
-        *session.posargs,
-        env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    session.install(".[jax,torch,tfp,dev,eval]", "pytest-xdist")
+    failed = []
+    for backend in backends:
+        session.log(f"KERAS_BACKEND={backend}")
+        try:
+            session.run(
+                "pytest",
+                "-m",
+                EVERY_TEST if backend == independent else BACKEND_TESTS,
+                *WORKERS,
+                *session.posargs,
+                env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            )
+        except nox.command.CommandFailed:
+            failed.append(backend)  # the other backends still run
+    if failed:
+        session.error(f"pytest failed with KERAS_BACKEND={', '.join(failed)}")
 
 
 @nox.session
