@@ -16,15 +16,20 @@ Measured in `docs/benchmarks.md` ("Keras/JAX on CPU"):
   1) makes XLA build the full patch matrix; one matrix product to the
   kernel's taps followed by a sum of shifted taps does the same in half the
   time (`tap_sum_conv`).
+- XLA's gradient of a 4x4, stride-2 transposed convolution (the strided
+  decoder's layers) runs 5x to 10x slower than the convolution itself. The
+  same layer as one stride-1 2x2 convolution to the four output phases,
+  interleaved (`subpixel_conv_transpose`), has ordinary convolution
+  gradients.
 
-The network keeps Keras' own `Conv2D` and `MaxPooling2D` layers (so saved
-weights are Keras' too); `formulation(layer)` says which of these two
-functions computes a given layer on JAX/CPU, and `DCIGN` calls it there.
+The network keeps Keras' own `Conv2D`, `Conv2DTranspose` and `MaxPooling2D`
+layers (so saved weights are Keras' too); `formulation(layer)` says which of
+these functions computes a given layer on JAX/CPU, and `DCIGN` calls it there.
 
 The flag is left alone where the user's `XLA_FLAGS` already sets it, where
 `KERAS_DCIGN_XLA_FLAGS=0`, and for jaxlib versions it was not measured on
 (an unknown flag makes XLA abort). `KERAS_DCIGN_JAX_CPU_LAYERS=0` turns the
-two layer formulations off. Neither changes the weights or the results
+layer formulations off. Neither changes the weights or the results
 beyond float rounding.
 """
 
@@ -186,14 +191,55 @@ def tap_sum_conv(x, kernel):
     return conv(x, kernel)
 
 
+# Output phase r of a 4x4, stride-2, "same" transposed convolution reads two neighbouring
+# inputs (those at m - 1 + r and m + r of the input padded by one) with these kernel taps.
+_PHASE_TAPS = ((3, 1), (2, 0))
+
+
+def subpixel_conv_transpose(x, kernel):
+    """4x4, stride-2, "same" NHWC transposed convolution as one 2x2 convolution.
+
+    `kernel` is laid out as Keras' `Conv2DTranspose` keeps it, `(4, 4, out,
+    in)`. Every output pixel `(2m + r, 2n + c)` sums four input pixels, each
+    times one kernel tap; the four phases `(r, c)` differ only in which taps
+    and an offset of one, so one valid stride-1 2x2 convolution of the
+    input padded by one, to `4 * out` maps, computes all of them, and a
+    reshape interleaves them. Same values as `keras.ops.conv_transpose(x,
+    kernel, 2, "same")`; its gradients are those of a plain convolution.
+    Any backend (`keras.ops`).
+    """
+    from keras import ops
+
+    height, width = ops.shape(x)[1], ops.shape(x)[2]
+    out = ops.shape(kernel)[2]
+    kernel = ops.transpose(kernel, (0, 1, 3, 2))  # (4, 4, in, out)
+    phases = []
+    for row_taps in _PHASE_TAPS:
+        rows = ops.stack([kernel[tap] for tap in row_taps], axis=0)
+        for col_taps in _PHASE_TAPS:
+            phases.append(ops.stack([rows[:, tap] for tap in col_taps], axis=1))
+    y = ops.conv(ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), ops.concatenate(phases, -1))
+    rows = []
+    for r in (0, 1):
+        cols = []
+        for c in (0, 1):
+            group = 2 * r + c
+            cols.append(y[:, r : r + height, c : c + width, group * out : (group + 1) * out])
+        rows.append(ops.stack(cols, axis=3))  # (batch, h, w, 2 [c], out)
+    y = ops.stack(rows, axis=2)  # (batch, h, 2 [r], w, 2 [c], out)
+    return ops.reshape(y, (-1, 2 * height, 2 * width, out))
+
+
 def formulation(layer):
     """The faster JAX/CPU computation of a stock Keras layer, or None.
 
     Returns a function `x -> y` giving the same values as `layer(x)` (at the
     layer's compute dtype, activation and bias included) for a 2x2 stride-2
-    valid NHWC `MaxPooling2D` (`max_pool_2x2`) and for a valid stride-1 NHWC
-    `Conv2D` to at most `TAP_SUM_MAX_FILTERS` maps (`tap_sum_conv`); None for
-    any other layer, or off JAX/CPU (`on_jax_cpu`). Call it once the layer is built.
+    valid NHWC `MaxPooling2D` (`max_pool_2x2`), a valid stride-1 NHWC
+    `Conv2D` to at most `TAP_SUM_MAX_FILTERS` maps (`tap_sum_conv`) and a
+    4x4 stride-2 "same" NHWC `Conv2DTranspose` (`subpixel_conv_transpose`);
+    None for any other layer, or off JAX/CPU (`on_jax_cpu`). Call it once the
+    layer is built.
     """
     import keras
     from keras import ops
@@ -218,12 +264,28 @@ def formulation(layer):
         and tuple(layer.dilation_rate) == (1, 1)
     ):
 
-        def conv(x):
-            dtype = layer.compute_dtype
-            y = tap_sum_conv(ops.cast(x, dtype), ops.cast(layer.kernel, dtype))
-            if layer.use_bias:
-                y = y + ops.cast(layer.bias, dtype)
-            return layer.activation(y) if layer.activation is not None else y
-
-        return conv
+        return _with_bias_and_activation(layer, tap_sum_conv)
+    if type(layer) is keras.layers.Conv2DTranspose and (
+        tuple(layer.kernel_size) == (4, 4)
+        and tuple(layer.strides) == (2, 2)
+        and layer.padding == "same"
+        and layer.data_format == "channels_last"
+        and tuple(layer.dilation_rate) == (1, 1)
+        and layer.output_padding is None
+    ):
+        return _with_bias_and_activation(layer, subpixel_conv_transpose)
     return None
+
+
+def _with_bias_and_activation(layer, convolution):
+    """`layer(x)` for a Keras convolution layer, with `convolution(x, kernel)` at its core."""
+    from keras import ops
+
+    def call(x):
+        dtype = layer.compute_dtype
+        y = convolution(ops.cast(x, dtype), ops.cast(layer.kernel, dtype))
+        if layer.use_bias:
+            y = y + ops.cast(layer.bias, dtype)
+        return layer.activation(y) if layer.activation is not None else y
+
+    return call

@@ -1,4 +1,4 @@
-"""The Keras/JAX CPU settings: when the XLA flag is set, and the two layer
+"""The Keras/JAX CPU settings: when the XLA flag is set, and the layer
 formulations compute what the standard ops compute."""
 
 import os
@@ -95,18 +95,35 @@ def test_reshape_max_pool_matches_max_pool(shape):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the formulations run on JAX only")
-def test_dcign_gives_the_same_outputs_and_gradients_with_and_without_them(monkeypatch):
-    from keras_dcign import DCIGN
+@pytest.mark.parametrize("out_maps, side", [(3, 4), (1, 5)])
+def test_subpixel_conv_transpose_matches_the_transposed_convolution(out_maps, side):
+    # On the session's backend: values and, on JAX, both gradients.
+    rng = np.random.default_rng(out_maps)
+    x = rng.standard_normal((2, side, side + 2, 5)).astype("float32")
+    kernel = rng.standard_normal((4, 4, out_maps, 5)).astype("float32")
+    want = keras.ops.convert_to_numpy(keras.ops.conv_transpose(x, kernel, 2, "same"))
+    got = keras.ops.convert_to_numpy(jax_cpu.subpixel_conv_transpose(x, kernel))
+    assert got.shape == want.shape == (2, 2 * side, 2 * side + 4, out_maps)
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-5)
+    if keras.backend.backend() != "jax":
+        return
+    upstream = rng.standard_normal(want.shape).astype("float32")
 
-    assert jax_cpu.on_jax_cpu()
-    fast_model = DCIGN(image_size=32, feature_maps=8, seed=3)
-    # The paper stack's three pools and its convolutions to at most 4 maps (8 maps give
-    # encoder convs to 8, 4 and 2 maps, decoder convs to 4, 8, 8 and 1) are computed by the
-    # formulations; the layers themselves are Keras' own.
-    every = fast_model.encoder_layers + fast_model.decoder_layers
-    fast_layers = [layer for layer in every if id(layer) in fast_model._formulations]
-    assert [(type(layer).__name__, getattr(layer, "filters", None)) for layer in fast_layers] == [
+    def loss(conv):
+        return lambda x, k: jnp.sum(conv(x, k) * upstream)
+
+    stock = lambda x, k: keras.ops.conv_transpose(x, k, 2, "same")  # noqa: E731
+    got = jax.grad(loss(jax_cpu.subpixel_conv_transpose), argnums=(0, 1))(x, kernel)
+    want = jax.grad(loss(stock), argnums=(0, 1))(x, kernel)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=5e-5, rtol=1e-5)
+
+
+# Which of each stack's layers the formulations compute, with 8 feature maps.
+FORMULATED = {
+    # The three pools and the convolutions to at most 4 maps (encoder convs to 8, 4 and 2
+    # maps, decoder convs to 4, 8, 8 and 1).
+    "paper": [
         ("MaxPooling2D", None),
         ("Conv2D", 4),
         ("MaxPooling2D", None),
@@ -114,11 +131,31 @@ def test_dcign_gives_the_same_outputs_and_gradients_with_and_without_them(monkey
         ("MaxPooling2D", None),
         ("Conv2D", 4),
         ("Conv2D", 1),
-    ]
+    ],
+    # The three 4x4 stride-2 transposed convolutions of the decoder.
+    "strided": [("Conv2DTranspose", 16), ("Conv2DTranspose", 8), ("Conv2DTranspose", 1)],
+}
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the formulations run on JAX only")
+@pytest.mark.parametrize("architecture", sorted(FORMULATED))
+def test_dcign_gives_the_same_outputs_and_gradients_with_and_without_them(
+    monkeypatch, architecture
+):
+    from keras_dcign import DCIGN
+
+    assert jax_cpu.on_jax_cpu()
+    options = dict(image_size=32, feature_maps=8, architecture=architecture, seed=3)
+    fast_model = DCIGN(**options)
+    # The layers themselves are Keras' own.
+    every = fast_model.encoder_layers + fast_model.decoder_layers
+    fast_layers = [layer for layer in every if id(layer) in fast_model._formulations]
+    described = [(type(layer).__name__, getattr(layer, "filters", None)) for layer in fast_layers]
+    assert described == FORMULATED[architecture]
     assert all(type(layer).__module__.startswith("keras.") for layer in fast_layers)
     monkeypatch.setenv("KERAS_DCIGN_JAX_CPU_LAYERS", "0")
     assert not jax_cpu.on_jax_cpu()
-    plain_model = DCIGN(image_size=32, feature_maps=8, seed=3)
+    plain_model = DCIGN(**options)
     assert plain_model._formulations == {}
     plain_model.set_weights(fast_model.get_weights())
     images = np.random.default_rng(1).random((4, 32, 32, 1), dtype="float32")
