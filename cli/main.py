@@ -133,6 +133,12 @@ def _console():
 @click.option("--image-size", type=click.IntRange(min=16), default=None)
 @click.option("--feature-maps", type=click.IntRange(min=4), default=None)
 @click.option("--batch-size", type=click.IntRange(min=2), default=None)
+@click.option(
+    "--batches-per-step",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Monovariant batches side by side in one step, each clamped on its own.",
+)
 @click.option("--clamp", type=click.Choice(["mean", "first"]), default=None)
 @click.option("--invariance-strength", type=click.FloatRange(min=0), default=None)
 @click.option(

@@ -105,6 +105,9 @@ class DCIGN(backend_trainer(), keras.Model):
         clamp: `"mean"` (paper) or `"first"` (reference code).
         invariance_strength: gradient strength pulling clamped latents
             towards their batch mean (0 = zero gradient).
+        monovariant_batch_size: images per monovariant batch, when a
+            training batch holds several side by side (each clamped on its
+            own; see `GraphicsCodeClamp`). None: a training batch is one.
         reconstruction: `"bernoulli"` (summed binary cross-entropy) or
             `"gaussian"`.
         gaussian_scale: standard deviation of the Gaussian likelihood: a
@@ -145,6 +148,7 @@ class DCIGN(backend_trainer(), keras.Model):
         monovariant=True,
         clamp="mean",
         invariance_strength=0.0,
+        monovariant_batch_size=None,
         reconstruction="bernoulli",
         gaussian_scale=0.1,
         kl_weight=1.0,
@@ -200,7 +204,9 @@ class DCIGN(backend_trainer(), keras.Model):
         self.calibration = calibration
         # Sub-layers follow the model's dtype policy (mixed precision included).
         dtype = self.dtype_policy
-        self.clamp = GraphicsCodeClamp(code, clamp, invariance_strength, name="clamp", dtype=dtype)
+        self.clamp = GraphicsCodeClamp(
+            code, clamp, invariance_strength, monovariant_batch_size, name="clamp", dtype=dtype
+        )
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
         stack = _strided_stack if architecture == "strided" else _paper_stack
         encoder, decoder = stack(image_size, channels, feature_maps, dtype)
@@ -416,6 +422,7 @@ class DCIGN(backend_trainer(), keras.Model):
                 "monovariant": self.monovariant,
                 "clamp": self.clamp.clamp,
                 "invariance_strength": self.clamp.invariance_strength,
+                "monovariant_batch_size": self.clamp.batch_size,
                 "reconstruction": self.reconstruction,
                 "gaussian_scale": self.gaussian_scale,
                 "kl_weight": self.kl_weight,

@@ -91,10 +91,47 @@ def _latents_for(code):
     return np.random.default_rng(3).normal(size=(6, code.size)).astype("float32")
 
 
+@pytest.mark.parametrize("clamp", ["mean", "first"])
+def test_side_by_side_batches_are_each_clamped_on_their_own(clamp):
+    # Three monovariant batches of 4 in one call: the same values and gradients as three
+    # calls, each with its own active group (one of them a plain-VAE batch).
+    z = np.random.default_rng(5).normal(size=(12, CODE.size)).astype("float32")
+    upstream = np.random.default_rng(6).normal(size=z.shape).astype("float32")
+    groups = [CODE.index("light"), -1, CODE.index("intrinsic")]
+    gid = np.repeat(np.asarray(groups, "int32"), 4)
+    weights = ops.convert_to_tensor(upstream)
+    together = GraphicsCodeClamp(CODE, clamp, invariance_strength=0.1, batch_size=4)
+    out, grad = value_and_grad(lambda v: ops.sum(together(v, gid) * weights), z)
+    one = GraphicsCodeClamp(CODE, clamp, invariance_strength=0.1)
+    want_out, want_grad = 0.0, []
+    for k, group in enumerate(groups):
+        part = slice(4 * k, 4 * k + 4)
+        w = ops.convert_to_tensor(upstream[part])
+        value, g = value_and_grad(
+            lambda v, group=group, w=w: ops.sum(one(v, np.int32(group)) * w), z[part]
+        )
+        want_out += float(value)
+        want_grad.append(g)
+    np.testing.assert_allclose(out, want_out, rtol=1e-5)
+    np.testing.assert_allclose(grad, np.concatenate(want_grad), rtol=1e-5, atol=1e-7)
+    # ... and not what one clamp over all twelve gives.
+    _, whole = value_and_grad(lambda v: ops.sum(one(v, gid) * weights), z)
+    assert np.abs(whole - grad).max() > 1e-3
+
+
+def test_side_by_side_batches_must_fill_the_call():
+    layer = GraphicsCodeClamp(CODE, batch_size=4)
+    with pytest.raises(ValueError, match="batch of 6 latents .* multiple of 4"):
+        layer(_latents(), np.int32(1))
+
+
 def test_config_round_trip():
-    layer = GraphicsCodeClamp(CODE, clamp="first", invariance_strength=0.01, name="c")
+    layer = GraphicsCodeClamp(
+        CODE, clamp="first", invariance_strength=0.01, batch_size=20, name="c"
+    )
     again = GraphicsCodeClamp.from_config(layer.get_config())
     assert again.code == CODE and again.clamp == "first" and again.invariance_strength == 0.01
+    assert again.batch_size == 20
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert restored.get_config() == layer.get_config()
 
@@ -104,6 +141,8 @@ def test_config_round_trip():
     [
         ({"invariance_strength": -0.1}, "invariance_strength=-0.1"),
         ({"clamp": "median"}, "clamp='median'"),
+        ({"batch_size": 1}, "batch_size=1"),
+        ({"batch_size": 2.5}, "batch_size=2.5"),
     ],
 )
 def test_bad_arguments(kwargs, match):

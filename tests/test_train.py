@@ -206,3 +206,42 @@ def test_mixed_pretraining_switches_sources_at_the_pretrain_step():
 def test_recipe_refuses_unknown_pretrain_data():
     with pytest.raises(ValueError, match="pretrain_data='shapes' is invalid"):
         recipe("faces_64", pretrain_data="shapes")
+
+
+@pytest.mark.backend_independent
+def test_batches_per_step_puts_consecutive_batches_side_by_side(tmp_path, monkeypatch):
+    import numpy as np
+
+    from keras_dcign.training.data import batch_source
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    tiny = dict(image_size=32, cache_batches=5, batch_size=4, pretrain_data="monovariant")
+    one = batch_source(recipe("faces_64", **tiny, pretrain_steps=2), None, 0, 0, False, 1)
+    three = recipe("faces_64", **tiny, pretrain_steps=1, batches_per_step=3)
+    side_by_side = batch_source(three, None, 0, 0, False, 1)
+    batches = [next(one(k)) for k in range(9)]
+    for step in (0, 1, 2):
+        images, groups = next(side_by_side(step))
+        assert images.shape == (12, 32, 32, 1) and groups.shape == (12,)
+        want = batches[3 * step : 3 * step + 3]
+        np.testing.assert_array_equal(images, np.concatenate([b[0] for b in want]))
+        # The plain-VAE phase counts steps: one step of three batches here.
+        if step == 0:
+            assert (groups == -1).all()
+        else:
+            np.testing.assert_array_equal(groups, np.concatenate([b[1] for b in want]))
+            assert (groups >= 0).all()
+
+
+def test_a_run_with_batches_side_by_side_clamps_each_and_counts_its_images(tmp_path, monkeypatch):
+    from keras_dcign import from_preset
+    from keras_dcign.training import train
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    tiny = dict(image_size=32, feature_maps=8, cache_batches=3, batch_size=6, progress=False)
+    result = train(tmp_path / "run", steps=2, checkpoint_every=2, batches_per_step=2, **tiny)
+    metadata = json.loads((result.preset_dir / "metadata.json").read_text())
+    assert metadata["recipe"]["batches_per_step"] == 2 and metadata["steps"] == 2
+    card = (result.preset_dir / "README.md").read_text()
+    assert "2 batches of 6 side by side" in card and "images seen: 24" in card
+    assert from_preset(result.preset_dir).clamp.batch_size == 6

@@ -43,7 +43,7 @@ def model_card(config, metadata):
         "## Recipe",
         "",
         f"- command: `{command}`",
-        f"- steps: {metadata['steps']} of batch {recipe_['batch_size']}; seed {recipe_['seed']}",
+        f"- steps: {metadata['steps']} of {_per_step(recipe_)}; seed {recipe_['seed']}",
         f"- clamp {recipe_['clamp']}, invariance strength {recipe_['invariance_strength']}, "
         f"shape bias {recipe_['shape_bias']}, KL weight {recipe_['kl_weight']}, "
         f"Adam learning rate {recipe_['learning_rate']}"
@@ -57,7 +57,7 @@ def model_card(config, metadata):
             if recipe_.get("pretrain_steps")
             else ""
         ),
-        f"- images seen: {metadata['steps'] * recipe_['batch_size']:,}",
+        f"- images seen: {metadata['steps'] * _images_per_step(recipe_):,}",
         (
             f"- training time: {metadata['train_seconds_this_run']} s "
             f"({metadata.get('images_per_second_this_run')} images/s) on {metadata['machine']}"
@@ -153,3 +153,15 @@ def describe_machine():
         if gpus:
             accelerator = gpus[0].name
     return f"{os.cpu_count()} CPU cores ({cpu}), {accelerator}, Keras backend {backend}"
+
+
+def _images_per_step(recipe_):
+    return recipe_["batch_size"] * recipe_.get("batches_per_step", 1)
+
+
+def _per_step(recipe_):
+    """What one step trains on: a batch, or several monovariant batches side by side."""
+    per_step = recipe_.get("batches_per_step", 1)
+    if per_step == 1:
+        return f"batch {recipe_['batch_size']}"
+    return f"{per_step} batches of {recipe_['batch_size']} side by side"

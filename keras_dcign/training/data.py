@@ -8,7 +8,36 @@ import numpy as np
 
 def batch_source(settings, data_dir, seed, workers, progress, chunk):
     """A function `start_step -> generator of (images, group_ids)` (deterministic per step),
-    or, with `workers`, a `PyDataset` of `chunk` batches rendered on the fly."""
+    or, with `workers`, a `PyDataset` of `chunk` batches rendered on the fly.
+
+    With `batches_per_step` k > 1 a step's batch is k monovariant batches side by side
+    (steps count optimizer updates; the plain-VAE phase is `pretrain_steps` of them)."""
+    per_step = int(settings.get("batches_per_step", 1))
+    settings = dict(settings, pretrain_steps=int(settings["pretrain_steps"]) * per_step)
+    source = _batch_source(settings, data_dir, seed, workers, progress, chunk)
+    if per_step == 1:
+        return source
+    if workers:
+        raise ValueError(
+            f"batches_per_step={per_step} is not supported with workers={workers}; "
+            "train from the cache (workers=0)."
+        )
+    return _side_by_side(source, per_step)
+
+
+def _side_by_side(source, per_step):
+    """A batch source whose step k is batches `k * per_step ...` of `source`, concatenated."""
+
+    def generate(start):
+        batches = source(start * per_step)
+        while True:
+            images, groups = zip(*(next(batches) for _ in range(per_step)))
+            yield np.concatenate(images), np.concatenate(groups)
+
+    return generate
+
+
+def _batch_source(settings, data_dir, seed, workers, progress, chunk):
     from keras_dcign.datasets import faces
 
     size, batch = settings["image_size"], settings["batch_size"]

@@ -70,7 +70,8 @@ def train(
         time_limit: stop training cleanly after this many minutes (then
             checkpoint, calibrate and write the preset as usual).
         command: the command line that started the run, for the model card.
-        **overrides: recipe settings (`steps`, `batch_size`, `clamp`,
+        **overrides: recipe settings (`steps`, `batch_size`,
+            `batches_per_step`, `clamp`,
             `invariance_strength`, `shape_bias`, `kl_weight`, `learning_rate`,
             `architecture`, `feature_maps`, `reconstruction`,
             `gaussian_scale`, `pretrain_steps`, `monovariant`, ...).
@@ -84,8 +85,6 @@ def train(
     Returns:
         A `TrainResult`.
     """
-    from keras_dcign.model import DCIGN
-
     if dataset != "faces":
         raise ValueError(f"Unknown dataset {dataset!r}; expected 'faces'.")
     settings = recipe(config, **overrides)
@@ -102,26 +101,14 @@ def train(
     if existing is not None:
         settings = resumed_recipe(run_dir, config, seed, overrides, settings)
     total = int(settings["steps"])
+    images_per_step = int(settings["batch_size"]) * int(settings["batches_per_step"])
     # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
     # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
     chunk = math.gcd(total, checkpoint_every)
     # Data first: rendering processes are forked before the backend starts its threads.
     finished = resume and existing is not None and checkpoint_step(existing) >= total
     source = None if finished else batch_source(settings, data_dir, seed, workers, progress, chunk)
-    keras.utils.set_random_seed(seed)
-    model = DCIGN(
-        image_size=settings["image_size"],
-        feature_maps=settings["feature_maps"],
-        architecture=settings["architecture"],
-        reconstruction=settings["reconstruction"],
-        gaussian_scale=settings["gaussian_scale"],
-        clamp=settings["clamp"],
-        invariance_strength=settings["invariance_strength"],
-        kl_weight=settings["kl_weight"],
-        monovariant=settings["monovariant"],
-        seed=seed,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
+    model = build_model(settings, seed)
     start = restore_checkpoint(model, existing) if (resume and existing is not None) else 0
     run_dir.mkdir(parents=True, exist_ok=True)
     # Written whole or not at all: a resumed run reads it back.
@@ -136,7 +123,7 @@ def train(
         if time_limit is not None:
             callbacks.append(StopAfter(float(time_limit) * 60.0))
         if progress:
-            callbacks.append(TrainingProgress(total, start, settings["batch_size"]))
+            callbacks.append(TrainingProgress(total, start, images_per_step))
         fit = model.fit(
             source(start) if callable(source) else source,
             steps_per_epoch=chunk,
@@ -159,7 +146,7 @@ def train(
         "recipe": dict(settings, config=config, seed=seed),
         "steps": done,
         "train_seconds_this_run": round(seconds, 1),
-        "images_per_second_this_run": round((done - start) * settings["batch_size"] / seconds, 1)
+        "images_per_second_this_run": round((done - start) * images_per_step / seconds, 1)
         if seconds > 0 and done > start
         else None,
         "machine": describe_machine(),
@@ -176,6 +163,30 @@ def train(
         run_dir / "preset", metadata=metadata, card=model_card(config, metadata), float16=True
     )
     return TrainResult(preset_dir, run_dir, done - start, seconds, history, start)
+
+
+def build_model(settings, seed=0):
+    """The compiled `DCIGN` a recipe's settings train (seeded: the same initial weights)."""
+    from keras_dcign.model import DCIGN
+
+    keras.utils.set_random_seed(seed)
+    model = DCIGN(
+        image_size=settings["image_size"],
+        feature_maps=settings["feature_maps"],
+        architecture=settings["architecture"],
+        reconstruction=settings["reconstruction"],
+        gaussian_scale=settings["gaussian_scale"],
+        clamp=settings["clamp"],
+        invariance_strength=settings["invariance_strength"],
+        monovariant_batch_size=(
+            settings["batch_size"] if int(settings["batches_per_step"]) > 1 else None
+        ),
+        kl_weight=settings["kl_weight"],
+        monovariant=settings["monovariant"],
+        seed=seed,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
+    return model
 
 
 def heldout_reconstruction_mse(model, people=64, seed=0):

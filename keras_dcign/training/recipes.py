@@ -19,6 +19,7 @@ RECIPES = {
         "gaussian_scale": "learned",
         "steps": 7500,
         "batch_size": 20,
+        "batches_per_step": 1,
         "learning_rate": 1e-3,
         "clamp": "mean",
         "invariance_strength": 0.01,
@@ -38,6 +39,7 @@ RECIPES = {
         "gaussian_scale": 0.1,
         "steps": 30000,
         "batch_size": 20,
+        "batches_per_step": 1,
         "learning_rate": 5e-4,
         "clamp": "mean",
         "invariance_strength": 0.01,
@@ -56,6 +58,7 @@ LEGACY_SETTINGS = {
     "gaussian_scale": 0.1,
     "pretrain_steps": 0,
     "pretrain_data": "monovariant",
+    "batches_per_step": 1,
 }
 # What the plain-VAE pre-training steps train on: batches in which every factor varies (each
 # image another person), or the monovariant batches with nothing clamped.
@@ -77,6 +80,11 @@ def recipe(config="faces_64", **overrides):
         raise ValueError(f"steps={settings['steps']!r} is invalid; expected a positive integer.")
     if int(settings["batch_size"]) < 2:
         raise ValueError(f"batch_size={settings['batch_size']!r} is invalid; expected >= 2.")
+    if int(settings["batches_per_step"]) < 1:
+        raise ValueError(
+            f"batches_per_step={settings['batches_per_step']!r} is invalid; expected a positive "
+            "integer."
+        )
     if int(settings["pretrain_steps"]) < 0:
         raise ValueError(
             f"pretrain_steps={settings['pretrain_steps']!r} is invalid; expected an integer >= 0."
@@ -117,5 +125,3 @@ def resumed_recipe(run_dir, config, seed, overrides, settings):
             )
     steps = overrides.get("steps") or own.get("steps")
     return recipe(config, **dict(own, steps=steps))
-
-
