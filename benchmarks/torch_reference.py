@@ -91,8 +91,9 @@ class TorchDCIGN(nn.Module):
         if active_mask is not None:
             anchor = z.mean(dim=0, keepdim=True).detach()
             z = active_mask * z + (1.0 - active_mask) * anchor
-        logits = self.decode_logits(z)
+        logits = self.decode_logits(z).float()
         reconstruction = F.binary_cross_entropy_with_logits(logits, images, reduction="sum")
+        mean, log_var = mean.float(), log_var.float()
         kl = 0.5 * torch.sum(mean.square() + log_var.exp() - 1.0 - log_var)
         return (reconstruction + kl) / images.shape[0]
 
@@ -107,13 +108,33 @@ def build(image_size, feature_maps, channels=1, code_size=200):
     )
 
 
-def make_train_step(model, learning_rate=5e-4):
-    """A function `step(images, active_mask) -> loss` doing one Adam update."""
+def make_train_step(model, learning_rate=5e-4, precision="float32", memory_format="nchw"):
+    """A function `step(images, active_mask) -> loss` doing one Adam update.
+
+    Args:
+        model: a `TorchDCIGN`.
+        learning_rate: Adam's learning rate.
+        precision: `"float32"`, or `"bfloat16"` for `torch.autocast("cpu",
+            torch.bfloat16)` around the forward pass (weights and optimizer
+            stay float32).
+        memory_format: `"nchw"` (contiguous) or `"channels_last"` for the
+            weights and the images (oneDNN's preferred layout on CPU).
+    """
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision={precision!r} is invalid; expected 'float32' or 'bfloat16'.")
+    if memory_format not in ("nchw", "channels_last"):
+        raise ValueError(
+            f"memory_format={memory_format!r} is invalid; expected 'nchw' or 'channels_last'."
+        )
+    layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    model.to(memory_format=layout)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, eps=1e-7)
 
     def step(images, active_mask=None):
+        images = images.contiguous(memory_format=layout)
         optimizer.zero_grad(set_to_none=True)
-        loss = model.loss(images, active_mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            loss = model.loss(images, active_mask)
         loss.backward()
         optimizer.step()
         return loss.item()

@@ -139,6 +139,12 @@ def _console():
     default=None,
     help="Monovariant batches side by side in one step, each clamped on its own.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["float32", "bfloat16"]),
+    default=None,
+    help="Compute precision of training (bfloat16: float32 weights, bfloat16 arithmetic).",
+)
 @click.option("--clamp", type=click.Choice(["mean", "first"]), default=None)
 @click.option("--invariance-strength", type=click.FloatRange(min=0), default=None)
 @click.option(

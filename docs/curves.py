@@ -77,6 +77,18 @@ CANDIDATES = {
         ["--batches-per-step", "2", "--pretrain-steps", "2250", "--backend", "jax"],
         [150_000],
     ),
+    "short_float32": (
+        "a short run for the precision comparison: 1,500 steps, the first 900 as a plain VAE on "
+        "MIXED batches, float32; Keras/JAX",
+        ["--pretrain-steps", "900", "--backend", "jax"],
+        [30_000],
+    ),
+    "short_bfloat16": (
+        "the same short run computed in bfloat16 (`--precision bfloat16`: float32 weights, "
+        "bfloat16 arithmetic); Keras/JAX",
+        ["--pretrain-steps", "900", "--precision", "bfloat16", "--backend", "jax"],
+        [30_000],
+    ),
 }
 # Points measured on a bundled preset instead of a run: name -> (preset folder, images seen).
 BUNDLED_POINTS = {"paper_bernoulli": ("zoo/faces_64", 48_000)}

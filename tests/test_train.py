@@ -245,3 +245,29 @@ def test_a_run_with_batches_side_by_side_clamps_each_and_counts_its_images(tmp_p
     card = (result.preset_dir / "README.md").read_text()
     assert "2 batches of 6 side by side" in card and "images seen: 24" in card
     assert from_preset(result.preset_dir).clamp.batch_size == 6
+
+
+@pytest.mark.backend_independent
+def test_recipe_refuses_unknown_precision_and_batches_per_step():
+    with pytest.raises(ValueError, match="precision='float16' is invalid"):
+        recipe("faces_64", precision="float16")
+    with pytest.raises(ValueError, match="batches_per_step=0 is invalid"):
+        recipe("faces_64", batches_per_step=0)
+
+
+def test_a_bfloat16_run_trains_in_bfloat16_and_writes_a_float32_preset(tmp_path, monkeypatch):
+    from keras_dcign import from_preset
+    from keras_dcign.training import train
+    from keras_dcign.training.loop import build_model
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    tiny = dict(image_size=32, feature_maps=8, cache_batches=3, batch_size=6)
+    trained = build_model(recipe("faces_64", precision="bfloat16", **tiny))
+    assert trained.dtype_policy.name == "mixed_bfloat16" and trained.compute_dtype == "bfloat16"
+    result = train(
+        tmp_path / "run", steps=2, checkpoint_every=2, precision="bfloat16", progress=False, **tiny
+    )
+    metadata = json.loads((result.preset_dir / "metadata.json").read_text())
+    assert metadata["recipe"]["precision"] == "bfloat16"
+    model = from_preset(result.preset_dir)
+    assert model.dtype_policy.name == "float32" and model.compute_dtype == "float32"

@@ -21,7 +21,7 @@ from keras_dcign.training.checkpoint import (
     resume_point,
 )
 from keras_dcign.training.data import batch_source
-from keras_dcign.training.recipes import recipe, resumed_recipe
+from keras_dcign.training.recipes import PRECISIONS, recipe, resumed_recipe
 
 
 @dataclasses.dataclass
@@ -141,6 +141,7 @@ def train(
 
     from keras_dcign.calibration import calibrate_on_faces
 
+    model = _in_float32(model)
     model.calibration = calibrate_on_faces(model, seed=seed)
     metadata = {
         "recipe": dict(settings, config=config, seed=seed),
@@ -184,9 +185,21 @@ def build_model(settings, seed=0):
         kl_weight=settings["kl_weight"],
         monovariant=settings["monovariant"],
         seed=seed,
+        dtype=PRECISIONS[settings.get("precision", "float32")],
     )
     model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
     return model
+
+
+def _in_float32(model):
+    """The trained model with a float32 dtype policy and the same weights (for the preset)."""
+    if model.dtype_policy.name == "float32":
+        return model
+    from keras_dcign.model import DCIGN
+
+    copy = DCIGN.from_config(dict(model.get_config(), dtype="float32"))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def heldout_reconstruction_mse(model, people=64, seed=0):

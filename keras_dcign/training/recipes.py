@@ -20,6 +20,7 @@ RECIPES = {
         "steps": 7500,
         "batch_size": 20,
         "batches_per_step": 1,
+        "precision": "float32",
         "learning_rate": 1e-3,
         "clamp": "mean",
         "invariance_strength": 0.01,
@@ -40,6 +41,7 @@ RECIPES = {
         "steps": 30000,
         "batch_size": 20,
         "batches_per_step": 1,
+        "precision": "float32",
         "learning_rate": 5e-4,
         "clamp": "mean",
         "invariance_strength": 0.01,
@@ -59,10 +61,14 @@ LEGACY_SETTINGS = {
     "pretrain_steps": 0,
     "pretrain_data": "monovariant",
     "batches_per_step": 1,
+    "precision": "float32",
 }
 # What the plain-VAE pre-training steps train on: batches in which every factor varies (each
 # image another person), or the monovariant batches with nothing clamped.
 PRETRAIN_DATA = ("mixed", "monovariant")
+# Training precisions and the Keras dtype policy of each: bfloat16 computes in bfloat16 and
+# keeps float32 weights (the preset is written in float32 either way).
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 def recipe(config="faces_64", **overrides):
@@ -93,6 +99,10 @@ def recipe(config="faces_64", **overrides):
         raise ValueError(
             f"pretrain_data={settings['pretrain_data']!r} is invalid; expected one of "
             f"{PRETRAIN_DATA}."
+        )
+    if settings["precision"] not in PRECISIONS:
+        raise ValueError(
+            f"precision={settings['precision']!r} is invalid; expected one of {list(PRECISIONS)}."
         )
     if float(settings["shape_bias"]) <= 0:
         raise ValueError(f"shape_bias={settings['shape_bias']!r} is invalid; expected > 0.")
