@@ -69,8 +69,8 @@ JAX_ABLATION = (
     ("keras/jax (stock)", {"KERAS_DCIGN_JAX_CPU_LAYERS": "0", "KERAS_DCIGN_XLA_FLAGS": "0"}),
 )
 BASELINE = "torch-eager"
-# Keras dtype policy of each precision a row can run at.
-KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+# The precisions a row can run at (`keras_dcign.training.recipes.PRECISIONS`).
+PRECISION_NAMES = ("float32", "bfloat16")
 # The recipe `--recipe` times, and the row that is `dcign train` as it ran before
 # `batches_per_step` and the Keras/JAX formulation of the strided decoder: Keras' default
 # backend (TensorFlow), one monovariant batch per step, float32.
@@ -184,10 +184,11 @@ def worker_keras(backend, size, warmup, steps, precision="float32"):
     import numpy as np
 
     from keras_dcign import DCIGN
+    from keras_dcign.training.recipes import PRECISIONS
 
     keras.utils.set_random_seed(0)
     maps = feature_maps_for(size)
-    model = DCIGN(image_size=size, feature_maps=maps, seed=0, dtype=KERAS_POLICIES[precision])
+    model = DCIGN(image_size=size, feature_maps=maps, seed=0, dtype=PRECISIONS[precision])
     model.compile()
     images = np.random.default_rng(0).random((BATCH_SIZE, size, size, 1), dtype="float32")
     groups = model.group_ids("light", BATCH_SIZE)
@@ -209,7 +210,7 @@ def worker_recipe(backend, warmup, steps, per_step, precision="float32"):
     os.environ["KERAS_BACKEND"] = backend
     from keras_dcign.training.data import batch_source
     from keras_dcign.training.loop import build_model
-    from keras_dcign.training.recipes import recipe
+    from keras_dcign.training.recipes import images_per_step, recipe
 
     settings = recipe(RECIPE, batches_per_step=per_step, precision=precision)
     source = batch_source(settings, None, 0, 0, False, 1)
@@ -220,7 +221,7 @@ def worker_recipe(backend, warmup, steps, per_step, precision="float32"):
     began = time.perf_counter()
     model.fit(source(start + warmup), steps_per_epoch=steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - began
-    images = settings["batch_size"] * per_step
+    images = images_per_step(settings)
     return {
         "size": settings["image_size"],
         "maps": settings["feature_maps"],
@@ -451,9 +452,9 @@ def precisions(args):
     if args.precisions == "auto":
         return ["float32", "bfloat16"] if has_bf16_units() else ["float32"]
     chosen = args.precisions.split(",")
-    unknown = sorted(set(chosen) - set(KERAS_POLICIES))
+    unknown = sorted(set(chosen) - set(PRECISION_NAMES))
     if unknown:
-        raise SystemExit(f"--precisions has {unknown}; expected some of {list(KERAS_POLICIES)}.")
+        raise SystemExit(f"--precisions has {unknown}; expected some of {list(PRECISION_NAMES)}.")
     return chosen
 
 

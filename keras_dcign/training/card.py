@@ -5,6 +5,8 @@ import platform
 
 import keras
 
+from keras_dcign.training.recipes import images_per_step
+
 
 def model_card(config, metadata):
     """The markdown model card of a preset trained by `train`."""
@@ -57,7 +59,7 @@ def model_card(config, metadata):
             if recipe_.get("pretrain_steps")
             else ""
         ),
-        f"- images seen: {metadata['steps'] * _images_per_step(recipe_):,}",
+        f"- images seen: {metadata['steps'] * images_per_step(recipe_):,}",
         (
             f"- training time: {metadata['train_seconds_this_run']} s "
             f"({metadata.get('images_per_second_this_run')} images/s) on {metadata['machine']}"
@@ -153,10 +155,6 @@ def describe_machine():
         if gpus:
             accelerator = gpus[0].name
     return f"{os.cpu_count()} CPU cores ({cpu}), {accelerator}, Keras backend {backend}"
-
-
-def _images_per_step(recipe_):
-    return recipe_["batch_size"] * recipe_.get("batches_per_step", 1)
 
 
 def _per_step(recipe_):

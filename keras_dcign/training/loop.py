@@ -21,7 +21,7 @@ from keras_dcign.training.checkpoint import (
     resume_point,
 )
 from keras_dcign.training.data import batch_source
-from keras_dcign.training.recipes import PRECISIONS, recipe, resumed_recipe
+from keras_dcign.training.recipes import PRECISIONS, images_per_step, recipe, resumed_recipe
 
 
 @dataclasses.dataclass
@@ -101,7 +101,7 @@ def train(
     if existing is not None:
         settings = resumed_recipe(run_dir, config, seed, overrides, settings)
     total = int(settings["steps"])
-    images_per_step = int(settings["batch_size"]) * int(settings["batches_per_step"])
+    per_step = images_per_step(settings)
     # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
     # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
     chunk = math.gcd(total, checkpoint_every)
@@ -123,7 +123,7 @@ def train(
         if time_limit is not None:
             callbacks.append(StopAfter(float(time_limit) * 60.0))
         if progress:
-            callbacks.append(TrainingProgress(total, start, images_per_step))
+            callbacks.append(TrainingProgress(total, start, per_step))
         fit = model.fit(
             source(start) if callable(source) else source,
             steps_per_epoch=chunk,
@@ -147,7 +147,7 @@ def train(
         "recipe": dict(settings, config=config, seed=seed),
         "steps": done,
         "train_seconds_this_run": round(seconds, 1),
-        "images_per_second_this_run": round((done - start) * images_per_step / seconds, 1)
+        "images_per_second_this_run": round((done - start) * per_step / seconds, 1)
         if seconds > 0 and done > start
         else None,
         "machine": describe_machine(),
