@@ -212,6 +212,24 @@ def _console():
     help="Batches of generated faces to cache and cycle through.",
 )
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option(
+    "--lr-decay",
+    type=click.FloatRange(min=0, max=1),
+    default=None,
+    help="Cosine-decay the learning rate over this last fraction of the run (0: constant).",
+)
+@click.option(
+    "--plain-fraction",
+    type=click.FloatRange(min=0, max=1),
+    default=None,
+    help="Fraction of the monovariant phase's steps trained as a plain VAE on MIXED batches.",
+)
+@click.option(
+    "--init-from",
+    default=None,
+    metavar="PRESET",
+    help="Start from a preset's weights (zoo name, folder or URL) with a fresh optimizer.",
+)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option(
     "--workers",
@@ -282,6 +300,12 @@ FACTOR_HELP = "degrees or {names}"
 @click.option("--elevation", default=None, help=FACTOR_HELP.format(names="up|level|down"))
 @click.option("--preset", default="faces_64", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--identity-from",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Take the person (identity code) from this image; pose and light stay INPUT's.",
+)
 @click.option("--compare", is_flag=True, help="Also write input | reconstruction | re-render.")
 @click.option(
     "--crop",
@@ -290,8 +314,8 @@ FACTOR_HELP = "degrees or {names}"
     show_default=True,
     help="auto finds the face (needs opencv-python-headless<5).",
 )
-def render(input_path, light, azimuth, elevation, preset, out, compare, crop):
-    """Re-render INPUT with a new light, azimuth or elevation."""
+def render(input_path, light, azimuth, elevation, preset, out, identity_from, compare, crop):
+    """Re-render INPUT with a new light, azimuth, elevation or person."""
     import_library()
     from keras_dcign.presets import from_preset, load_calibration, resolve_preset
     from keras_dcign.rendering import (
@@ -305,15 +329,74 @@ def render(input_path, light, azimuth, elevation, preset, out, compare, crop):
     values = {"light": light, "azimuth": azimuth, "elevation": elevation}
     changes = {k: parse_factor(v) for k, v in values.items() if v is not None}
     # Every argument is checked before the model loads (seconds), and the input read once.
-    outputs = rerender_outputs(input_path, changes, out, compare)
+    outputs = rerender_outputs(input_path, changes, out, compare, identity_from)
     image = read_image(input_path)
+    other = read_image(identity_from) if identity_from else None
     folder = resolve_preset(preset)
     check_factors(load_calibration(folder), changes)
     written = rerender_file(
-        from_preset(folder), input_path, outputs[0], compare, crop, image=image, **changes
+        from_preset(folder),
+        input_path,
+        outputs[0],
+        compare,
+        crop,
+        image=image,
+        identity_from=identity_from,
+        identity_image=other,
+        **changes,
     )
     for path in written:
         click.echo(str(path))
+
+
+@cli.command()
+@click.argument("first", type=click.Path(dir_okay=False))
+@click.argument("second", type=click.Path(dir_okay=False))
+@click.option("--preset", default="faces_64", show_default=True)
+@click.option("--crop", type=click.Choice(["center", "auto", "none"]), default="center")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(first, second, preset, crop, as_json):
+    """Say whether FIRST and SECOND show the same person (exit 0 same, 1 different, 2 error).
+
+    The identity codes' cosine similarity is compared with the preset's threshold, fitted on
+    held-out people at their equal-error point by `dcign evaluate --update-card`.
+    """
+    try:
+        same, record, value = _verify(first, second, preset, crop)
+    except Exception as error:
+        if click.get_current_context().find_root().params.get("debug"):
+            raise
+        text = str(error).strip()
+        click.echo(f"Error: {text.splitlines()[0] if text else type(error).__name__}", err=True)
+        sys.exit(2)
+    if as_json:
+        import json
+
+        result = {"same": same, "similarity": value, **record}
+        click.echo(json.dumps(result))
+    else:
+        click.echo(
+            f"{'same person' if same else 'different people'}: similarity {value:.3f}, "
+            f"threshold {record['threshold']:.3f} (equal error rate "
+            f"{record['equal_error_rate']:.1%} on held-out people)"
+        )
+    sys.exit(0 if same else 1)
+
+
+def _verify(first, second, preset, crop):
+    import_library()
+    from keras_dcign.presets import from_preset, resolve_preset
+    from keras_dcign.rendering import read_image, to_model_input
+    from keras_dcign.verification import load_verification, verify
+
+    images = [read_image(first), read_image(second)]
+    folder = resolve_preset(preset)
+    record = load_verification(folder)
+    model = from_preset(folder)
+    a, b = (to_model_input(image, model.image_size, model.channels, crop) for image in images)
+    same, values = verify(model, a, b, record["threshold"])
+    record = {k: record[k] for k in ("threshold", "equal_error_rate")}
+    return bool(same[0]), record, float(values[0])
 
 
 @cli.command()

@@ -16,16 +16,20 @@ from keras_dcign.model import DCIGN, plan_padding
 from keras_dcign.posterior import DiagonalGaussian
 from keras_dcign.presets import from_preset, list_presets, save_to_preset
 from keras_dcign.torch7 import import_torch7
+from keras_dcign.training.schedule import DecayOverLast
+from keras_dcign.verification import identity_embedding
 
 __all__ = [
     "Calibration",
     "DCIGN",
+    "DecayOverLast",
     "DiagonalGaussian",
     "GraphicsCode",
     "GraphicsCodeClamp",
     "__version__",
     "evaluate",
     "from_preset",
+    "identity_embedding",
     "import_torch7",
     "list_presets",
     "plan_padding",

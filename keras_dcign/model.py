@@ -347,11 +347,35 @@ class DCIGN(backend_trainer(), keras.Model):
             tracker.update_state(values[tracker.name])
         return {tracker.name: tracker.result() for tracker in self._trackers}
 
-    def rerender(self, images, **values):
+    def identity_units(self):
+        """Indices of the code's identity units: every unit but the pose and light ones.
+
+        With a calibration, every unit but the calibrated factors' units (for
+        an entangled model, the units that vary most with each factor);
+        without one, the units outside the azimuth, elevation and light groups.
+        """
+        if self.calibration is not None and len(self.calibration.factors):
+            pose = [
+                self.code.slice(entry.get("group", factor)).start + int(entry["unit"])
+                for factor, entry in self.calibration.factors.items()
+            ]
+        else:
+            pose = [
+                unit
+                for name in ("azimuth", "elevation", "light")
+                if name in self.code.names
+                for unit in range(self.code.slice(name).start, self.code.slice(name).stop)
+            ]
+        return np.setdiff1d(np.arange(self.code.size), pose)
+
+    def rerender(self, images, identity_from=None, **values):
         """Encodes images, sets named groups of the graphics code, and decodes.
 
         Args:
             images: float images `(batch, H, W, C)` in [0, 1].
+            identity_from: optional images of the same size (one, or one per
+                image): the output keeps the pose and light of `images` and
+                takes the identity code (`identity_units`) of these.
             **values: group name -> value. For a factor the model is
                 calibrated for (see `Calibration`), the value is in degrees
                 or a direction name (`light="left"`, `azimuth=30`,
@@ -372,6 +396,19 @@ class DCIGN(backend_trainer(), keras.Model):
         """
         images = _check_pixel_values(images)
         z = ops.convert_to_numpy(self.encode(images).mean).astype("float32")
+        if identity_from is not None:
+            others = _check_pixel_values(identity_from)
+            if tuple(others.shape[1:]) != tuple(images.shape[1:]) or len(others) not in (
+                1,
+                len(images),
+            ):
+                raise ValueError(
+                    f"identity_from has shape {tuple(others.shape)}; expected one image or "
+                    f"{len(images)} images of shape {tuple(images.shape[1:])}, like images."
+                )
+            units = self.identity_units()
+            theirs = ops.convert_to_numpy(self.encode(others).mean).astype("float32")
+            z[:, units] = theirs[:, units]
         for name, value in values.items():
             group = self.code.index(name)
             if self.calibration is not None and name in self.calibration:

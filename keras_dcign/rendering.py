@@ -129,7 +129,7 @@ def to_model_input(pixels, image_size, channels=1, crop="center"):
     if crop != "none":
         box = None
         if crop == "auto":
-            box = _face_box(Image.fromarray(np.round(_gray(pixels) * 255).astype("uint8")))
+            box = _face_box(Image.fromarray(np.round(_gray(pixels)[..., 0] * 255).astype("uint8")))
         box = box or _centre_box(planes[0])
         planes = [plane.crop(box) for plane in planes]
     size = (image_size, image_size)
@@ -212,14 +212,15 @@ def parse_factor(value):
         return value
 
 
-def rerender_outputs(input_path, changes, out=None, compare=False):
+def rerender_outputs(input_path, changes, out=None, compare=False, identity_from=None):
     """The paths a re-render writes, checked before any work is done.
 
     Args:
         input_path: the image read.
-        changes: `{factor: value}`, at least one.
+        changes: `{factor: value}`, at least one unless `identity_from`.
         out: the output path (default: `<input>_<changes>.png` beside it).
         compare: also `<out>_compare.png`.
+        identity_from: the image whose identity the re-render takes, if any.
 
     Returns:
         The list of paths to write.
@@ -229,20 +230,21 @@ def rerender_outputs(input_path, changes, out=None, compare=False):
     """
     from keras_dcign.files import check_distinct, check_writable
 
-    if not changes:
+    if not changes and identity_from is None:
         raise ValueError(
-            "Nothing to change; expected at least one of --light, --azimuth, --elevation."
+            "Nothing to change; expected at least one of --light, --azimuth, --elevation, "
+            "--identity-from."
         )
     input_path = Path(input_path)
     if out is None:
-        tag = "_".join(
-            f"{k}-{v:g}" if isinstance(v, float) else f"{k}-{v}" for k, v in changes.items()
-        )
-        out = input_path.with_name(f"{input_path.stem}_{tag}.png")
+        tags = [f"{k}-{v:g}" if isinstance(v, float) else f"{k}-{v}" for k, v in changes.items()]
+        if identity_from is not None:
+            tags.append(f"identity-{Path(identity_from).stem}")
+        out = input_path.with_name(f"{input_path.stem}_{'_'.join(tags)}.png")
     out = Path(out)
     _format(out)
     paths = [out] + ([out.with_name(f"{out.stem}_compare.png")] if compare else [])
-    check_distinct(paths, [input_path])
+    check_distinct(paths, [input_path] + ([Path(identity_from)] if identity_from else []))
     check_writable(paths)
     return paths
 
@@ -287,7 +289,17 @@ def check_factors(calibration, changes):
         calibration.degrees(name, value)
 
 
-def rerender_file(model, input_path, out=None, compare=False, crop="center", image=None, **factors):
+def rerender_file(
+    model,
+    input_path,
+    out=None,
+    compare=False,
+    crop="center",
+    image=None,
+    identity_from=None,
+    identity_image=None,
+    **factors,
+):
     """Re-renders one image file with new factors and writes the result.
 
     Args:
@@ -300,6 +312,9 @@ def rerender_file(model, input_path, out=None, compare=False, crop="center", ima
         crop: as for `to_model_input`.
         image: the pixels of `input_path` already read by `read_image`, so
             a pipe is read once.
+        identity_from: an image file whose identity code the re-render
+            takes (pose and light stay those of `input_path`).
+        identity_image: its pixels already read by `read_image`.
         **factors: `azimuth`, `elevation`, `light` in degrees or names.
 
     Returns:
@@ -308,10 +323,15 @@ def rerender_file(model, input_path, out=None, compare=False, crop="center", ima
     from keras import ops
 
     changes = {k: v for k, v in factors.items() if v is not None}
-    paths = rerender_outputs(input_path, changes, out, compare)
+    paths = rerender_outputs(input_path, changes, out, compare, identity_from)
     check_factors(model.calibration, changes)
     pixels = read_image(input_path) if image is None else image
     batch = to_model_input(pixels, model.image_size, model.channels, crop)[None]
+    if identity_from is not None:
+        other = read_image(identity_from) if identity_image is None else identity_image
+        changes["identity_from"] = to_model_input(
+            other, model.image_size, model.channels, crop
+        )[None]
     rendered = ops.convert_to_numpy(model.rerender(batch, **changes))[0]
     written = [save_image(rendered, paths[0])]
     if compare:

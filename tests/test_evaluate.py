@@ -45,6 +45,19 @@ def _check_schema(metrics):
         assert all(math.isfinite(v) and v >= -1 for v in errors.values())
         assert errors["input_baseline_mse"] > 0  # source and target pictures differ
     assert 0 <= metrics["identity_auc"] <= 1
+    assert set(metrics["turn_check"]) == {
+        "azimuth +40",
+        "azimuth -40",
+        "elevation +20",
+        "light -60",
+    }
+    for check in metrics["turn_check"].values():
+        assert check["people"] == metrics["settings"]["turn_people"]
+        assert 0 <= check["identified"] <= check["people"] == len(check["nearest"])
+    spread = metrics["intrinsic_spread"]
+    assert spread["ratio"] == pytest.approx(spread["within"] / spread["between"])
+    verification = metrics["verification"]
+    assert 0 <= verification["equal_error_rate"] <= 1 and -1 <= verification["threshold"] <= 1
     assert 0 <= metrics["mig"] <= 1
     assert 0 <= metrics["factorvae"] <= 1 and 0 <= metrics["betavae"] <= 1
     assert 0 <= metrics["dci"] <= 1
@@ -158,6 +171,8 @@ def test_dcign_evaluate_writes_metrics_figures_and_card(tmp_path):
         with Image.open(out / name) as image:
             assert image.format == "PNG" and image.size[0] > 64
     assert (preset / "metrics.json").exists()
+    stored = json.loads((preset / "verification.json").read_text())
+    assert stored["threshold"] == saved["verification"]["threshold"]
     info = CliRunner().invoke(cli, ["zoo", "info", str(preset)])
     assert info.exit_code == 0 and "identity verification AUC" in info.output
 

@@ -271,3 +271,104 @@ def test_a_bfloat16_run_trains_in_bfloat16_and_writes_a_float32_preset(tmp_path,
     assert metadata["recipe"]["precision"] == "bfloat16"
     model = from_preset(result.preset_dir)
     assert model.dtype_policy.name == "float32" and model.compute_dtype == "float32"
+
+
+@pytest.mark.backend_independent
+def test_plain_fraction_interleaves_plain_batches_the_same_way_after_a_resume():
+    from keras_dcign.training.data import _interleave
+
+    def source(tag):
+        def generate(start):
+            step = start
+            while True:
+                yield tag, step
+                step += 1
+
+        return generate
+
+    mixed = _interleave(0.25, 0, source("plain"), source("mono"))
+    run = [b for b, _ in zip(mixed(0), range(6000))]
+    plain = [b for b in run if b[0] == "plain"]
+    assert 0.2 < len(plain) / len(run) < 0.3
+    # Each source goes through its own batches in order, none skipped or repeated.
+    assert [step for _, step in plain] == list(range(len(plain)))
+    mono = [step for tag, step in run if tag == "mono"]
+    assert mono == list(range(len(mono)))
+    # A run resumed at any step (across the draw blocks too) continues the same stream.
+    for start in (1, 777, 4096, 5000):
+        assert [b for b, _ in zip(mixed(start), range(6000 - start))] == run[start:]
+    assert [b for b, _ in zip(_interleave(0.0, 0, source("p"), source("m"))(0), range(50))] == [
+        ("m", k) for k in range(50)
+    ]
+
+
+@pytest.mark.backend_independent
+def test_plain_fraction_and_lr_decay_are_checked():
+    with pytest.raises(ValueError, match=r"plain_fraction=1\.5 is invalid; expected a number"):
+        recipe("faces_64", plain_fraction=1.5)
+    with pytest.raises(ValueError, match=r"lr_decay=-0\.1 is invalid"):
+        recipe("faces_64", lr_decay=-0.1)
+
+
+def test_lr_decay_decays_the_learning_rate_over_the_last_part_of_the_run():
+    from keras_dcign.training.loop import build_model
+
+    tiny = dict(image_size=32, feature_maps=8, batch_size=6, learning_rate=1e-3)
+
+    def rates(optimizer, steps):
+        optimizer.build([])
+        values = []
+        for step in steps:
+            optimizer.iterations.assign(step)
+            values.append(float(optimizer.learning_rate))
+        return values
+
+    decayed = build_model(recipe("faces_64", steps=100, lr_decay=0.2, **tiny)).optimizer
+    assert rates(decayed, (0, 80, 90, 100, 150)) == pytest.approx(
+        [1e-3, 1e-3, 0.525e-3, 5e-5, 5e-5], rel=1e-4
+    )
+    constant = build_model(recipe("faces_64", steps=100, **tiny)).optimizer
+    assert rates(constant, (0, 100)) == pytest.approx([1e-3, 1e-3])
+
+
+def test_init_from_starts_from_a_presets_weights_and_keeps_its_lineage(tmp_path, monkeypatch):
+    import numpy as np
+
+    from keras_dcign import from_preset
+    from keras_dcign.training import train
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    tiny = dict(image_size=32, feature_maps=8, cache_batches=3, batch_size=6, progress=False)
+    first = train(tmp_path / "a", steps=3, checkpoint_every=3, seed=1, **tiny)
+    # A learning rate too small to move a weight: the second run's preset is the first's.
+    second = train(
+        tmp_path / "b",
+        steps=2,
+        checkpoint_every=2,
+        init_from=str(first.preset_dir),
+        learning_rate=1e-30,
+        pretrain_steps=0,
+        command="dcign train --init-from a",
+        **tiny,
+    )
+    for mine, theirs in zip(
+        from_preset(second.preset_dir).get_weights(), from_preset(first.preset_dir).get_weights()
+    ):
+        np.testing.assert_array_equal(mine, theirs)
+    metadata = json.loads((second.preset_dir / "metadata.json").read_text())
+    assert [s["images"] for s in metadata["lineage"]] == [18, 12]
+    assert metadata["images_seen_in_all"] == 30
+    assert metadata["recipe"]["init_from"] == str(first.preset_dir)
+    card = (second.preset_dir / "README.md").read_text()
+    assert "images seen in all, over 2 segments: 30" in card
+    assert "2. 12 images: `dcign train --init-from a`" in card
+    # A third run continues the lineage: every segment, in order.
+    third = train(
+        tmp_path / "c", steps=1, checkpoint_every=1, init_from=str(second.preset_dir), **tiny
+    )
+    lineage = json.loads((third.preset_dir / "metadata.json").read_text())["lineage"]
+    assert [s["images"] for s in lineage] == [18, 12, 6]
+    with pytest.raises(ValueError, match=r"its feature_maps is 8, but this run's is 16"):
+        wider = dict(tiny, feature_maps=16)
+        train(tmp_path / "d", steps=1, init_from=str(first.preset_dir), **wider)
+    assert not (tmp_path / "d").exists()

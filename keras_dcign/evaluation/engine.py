@@ -11,7 +11,8 @@ import contextlib
 
 import numpy as np
 
-from keras_dcign.evaluation import scores
+from keras_dcign.evaluation import probes, scores
+from keras_dcign.verification import fit_threshold
 
 FACTORS = ("azimuth", "elevation", "light")
 # Ground-truth factors of the disentanglement scores: the three angles on a grid of
@@ -32,6 +33,7 @@ DEFAULTS = {
     "factorvae_votes": (150, 75),
     "betavae_points": (150, 75),
     "dci_estimators": 30,
+    "turn_people": probes.TURN_PEOPLE,
 }
 
 
@@ -49,6 +51,7 @@ QUICK = {
     "factorvae_votes": (30, 15),
     "betavae_points": (30, 15),
     "dci_estimators": 10,
+    "turn_people": probes.TURN_PEOPLE,
 }
 
 
@@ -81,6 +84,16 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
           once per person and kept); beside it the plain reconstruction
           error of the source images and the error of returning the input
           unchanged.
+        - turn_check: for each case of `probes.TURN_CASES` (azimuth +-40,
+          elevation +20, light -60), how many of the first `turn_people`
+          held-out people, re-rendered from a frontal picture, are nearest
+          their own true picture among all of them (chance: one).
+        - intrinsic_spread: how far one person's identity code moves when
+          they turn 40 degrees, against the distance between two people
+          (`probes.intrinsic_spread`).
+        - verification: the equal-error threshold of those pairs' cosine
+          similarity, its equal error rate and the pairs' counts (what
+          `dcign verify` uses once stored in a preset).
         - identity_auc: verification ROC AUC of same-person pairs against
           different-person pairs, by cosine similarity of the code without
           its pose and light units, across random pose and light.
@@ -134,6 +147,7 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
         ("factor sweeps", len(FACTORS)),
         ("re-rendering", len(FACTORS)),
         ("identity pairs", 1),
+        ("turn check", 1),
         ("MIG and DCI", 2),
         ("FactorVAE votes", sum(options["factorvae_votes"])),
         ("β-VAE points", sum(options["betavae_points"])),
@@ -143,7 +157,12 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
             model, renderer, calibration, units, people, ranges, options, seed, advance
         )
         rerender = _rerender_errors(model, renderer, people, ranges, options, seed, advance)
-        identity_auc = _identity_auc(model, renderer, people, ranges, rest, options, seed)
+        identity_auc, verification = _identity_auc(
+            model, renderer, people, ranges, rest, options, seed
+        )
+        advance()
+        turn = probes.turn_check(model, people=options["turn_people"], split=split)
+        spread = probes.intrinsic_spread(model, people=options["turn_people"], split=split)
         advance()
         disentanglement = _disentanglement(model, renderer, people, ranges, options, seed, advance)
 
@@ -152,6 +171,9 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
         "factors": factors,
         "rerender": rerender,
         "identity_auc": identity_auc,
+        "verification": verification,
+        "turn_check": turn,
+        "intrinsic_spread": spread,
         "mig": disentanglement["mig"]["mig"],
         "factorvae": disentanglement["factorvae"]["eval_accuracy"],
         "betavae": disentanglement["betavae"]["eval_accuracy"],
@@ -322,9 +344,10 @@ def _identity_auc(model, renderer, people, ranges, rest, options, seed):
     who = np.repeat(rng.choice(people, size=count, replace=False), options["identity_images"])
     angles = {f: rng.uniform(*ranges[f], len(who)) for f in FACTORS}
     codes = renderer.codes(who, angles["azimuth"], angles["elevation"], angles["light"])
-    return scores.verification_auc(
-        codes[:, rest], who, num_pairs=options["identity_pairs"], seed=seed
-    )
+    pairs = dict(num_pairs=options["identity_pairs"], seed=seed)
+    auc = scores.verification_auc(codes[:, rest], who, **pairs)
+    similarities, same = scores.verification_pairs(codes[:, rest], who, **pairs)
+    return auc, dict(fit_threshold(similarities, same), people=int(count))
 
 
 def _disentanglement(model, renderer, people, ranges, options, seed, advance):

@@ -46,12 +46,40 @@ def summary_rows(metrics):
         )
     rows += [
         ("identity verification AUC", f"{metrics['identity_auc']:.3f}"),
+        *(
+            [
+                (
+                    "verification: equal error rate (threshold)",
+                    f"{verification['equal_error_rate']:.3f} ({verification['threshold']:.3f})",
+                )
+            ]
+            if (verification := metrics.get("verification"))
+            else []
+        ),
+        *(
+            (f"re-rendered from frontal, {case}: people identified", _identified(check))
+            for case, check in metrics.get("turn_check", {}).items()
+        ),
+        *(
+            [
+                (
+                    "identity code spread, one person turning 40° ÷ between people",
+                    f"{spread['ratio']:.2f} ({spread['within']:.2f} / {spread['between']:.2f})",
+                )
+            ]
+            if (spread := metrics.get("intrinsic_spread"))
+            else []
+        ),
         ("MIG (azimuth, elevation, light)", f"{metrics['mig']:.3f}"),
         ("FactorVAE score", f"{metrics['factorvae']:.3f}"),
         ("β-VAE score", f"{metrics['betavae']:.3f}"),
         ("DCI disentanglement", f"{metrics['dci']:.3f}"),
     ]
     return rows
+
+
+def _identified(check):
+    return f"{check['identified']} of {check['people']} (chance: 1)"
 
 
 def _ssim_of(err):
@@ -107,5 +135,9 @@ def update_card(preset_dir, metrics, command):
     else:
         card = card.rstrip("\n") + "\n\n" + section
     save_metrics(metrics, preset_dir / METRICS_FILE)
+    if metrics.get("verification"):
+        from keras_dcign.verification import save_verification
+
+        save_verification(preset_dir, metrics["verification"])
     atomic_write(card_path, card)
     return card_path

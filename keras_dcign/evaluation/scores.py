@@ -456,6 +456,20 @@ def verification_auc(embeddings, identities, *, num_pairs=2000, seed=0):
     Returns:
         The ROC AUC as a float.
     """
+    _require("sklearn", "verification_auc")
+    from sklearn.metrics import roc_auc_score
+
+    scores, truth = verification_pairs(embeddings, identities, num_pairs=num_pairs, seed=seed)
+    return float(roc_auc_score(truth, scores))
+
+
+def verification_pairs(embeddings, identities, *, num_pairs=2000, seed=0):
+    """The cosine similarities of `verification_auc`'s pairs, and which pairs are the same person.
+
+    Returns:
+        `(similarities, same)`: `2 * num_pairs` floats, then 1 for the same-identity pairs
+        (the first `num_pairs`) and 0 for the others.
+    """
     num_pairs = _check_int(num_pairs, "num_pairs", 1)
     embeddings = _as_matrix(embeddings, "embeddings")
     identities = np.asarray(identities)
@@ -466,9 +480,6 @@ def verification_auc(embeddings, identities, *, num_pairs=2000, seed=0):
             f"identities has {identities.shape[0]} entries but embeddings has "
             f"{embeddings.shape[0]} rows; expected one label per row."
         )
-    _require("sklearn", "verification_auc")
-    from sklearn.metrics import roc_auc_score
-
     _, labels, counts = np.unique(identities, return_inverse=True, return_counts=True)
     labels = labels.reshape(-1)
     if not np.any(counts >= 2):
@@ -501,7 +512,34 @@ def verification_auc(embeddings, identities, *, num_pairs=2000, seed=0):
     unit = embeddings / np.maximum(norms, np.finfo(float).tiny)[:, None]
     scores = np.concatenate([np.sum(unit[a] * unit[b], axis=1) for a, b in (same, different)])
     truth = np.concatenate([np.ones(num_pairs), np.zeros(num_pairs)])
-    return float(roc_auc_score(truth, scores))
+    return scores, truth
+
+
+def equal_error_threshold(similarities, same):
+    """The similarity threshold where false accepts and false rejects are equally frequent.
+
+    Args:
+        similarities: scores of pairs, higher meaning more alike.
+        same: 1 for a same-identity pair, 0 otherwise (both kinds present).
+
+    Returns:
+        `(threshold, equal_error_rate)`: pairs at or above the threshold are called the same.
+    """
+    similarities = np.asarray(similarities, dtype="float64")
+    same = np.asarray(same).astype(bool)
+    if similarities.shape != same.shape or similarities.ndim != 1:
+        raise ValueError(
+            f"similarities has shape {similarities.shape} and same {same.shape}; expected two "
+            "equal 1-D shapes."
+        )
+    if same.all() or not same.any():
+        raise ValueError("same holds one kind of pair only; expected same and different pairs.")
+    candidates = np.unique(similarities)
+    false_reject = np.array([np.mean(similarities[same] < t) for t in candidates])
+    false_accept = np.array([np.mean(similarities[~same] >= t) for t in candidates])
+    best = int(np.argmin(np.abs(false_reject - false_accept)))
+    rate = (false_reject[best] + false_accept[best]) / 2.0
+    return float(candidates[best]), float(rate)
 
 
 def correlations(values, latents):

@@ -50,6 +50,22 @@ def model_card(config, metadata):
         f"shape bias {recipe_['shape_bias']}, KL weight {recipe_['kl_weight']}, "
         f"Adam learning rate {recipe_['learning_rate']}"
         + (
+            f" (cosine decay to 5% over the last {recipe_['lr_decay']:.0%} of the steps)"
+            if recipe_.get("lr_decay")
+            else ""
+        )
+        + (
+            f", {recipe_['plain_fraction']:.0%} of the monovariant phase's batches plain-VAE "
+            "MIXED batches"
+            if recipe_.get("plain_fraction")
+            else ""
+        )
+        + (
+            f", started from the weights of `{recipe_['init_from']}`"
+            if recipe_.get("init_from")
+            else ""
+        )
+        + (
             f", the first {recipe_['pretrain_steps']} steps as a plain VAE on "
             + (
                 "MIXED batches"
@@ -60,6 +76,7 @@ def model_card(config, metadata):
             else ""
         ),
         f"- images seen: {metadata['steps'] * images_per_step(recipe_):,}",
+        *_lineage_lines(metadata),
         (
             f"- training time: {metadata['train_seconds_this_run']} s "
             f"({metadata.get('images_per_second_this_run')} images/s) on {metadata['machine']}"
@@ -105,6 +122,20 @@ def model_card(config, metadata):
         "",
     ]
     return "\n".join(lines)
+
+
+def _lineage_lines(metadata):
+    """The segments a preset was trained in, when it continued another preset's weights."""
+    lineage = metadata.get("lineage", [])
+    if len(lineage) < 2:
+        return []
+    lines = [f"- images seen in all, over {len(lineage)} segments: "
+             f"{metadata['images_seen_in_all']:,}"]
+    for number, segment in enumerate(lineage, 1):
+        made = f", which made `{segment['preset']}`" if segment.get("preset") else ""
+        command = f"`{segment['command']}`" if segment.get("command") else "no command recorded"
+        lines.append(f"  {number}. {segment['images']:,} images: {command}{made}")
+    return lines
 
 
 def _stack_words(recipe_):

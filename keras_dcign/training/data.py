@@ -73,12 +73,65 @@ def _batch_source(settings, data_dir, seed, workers, progress, chunk):
         progress=progress,
     )
     images, groups = cached_training_set(**cache, kinds=kinds)
-    if pretrain and settings["monovariant"] and settings["pretrain_data"] == "mixed":
-        # Pre-training sees a new person in every image, 20 times the people of monovariant
-        # batches: it draws faces several times sooner (docs/recipes.md).
-        mixed = cached_training_set(**cache, kinds=("MIXED",))
-        return _switch_at(pretrain, _cycle(*mixed, seed), _cycle(images, groups, seed))
-    return _cycle(images, groups, seed, pretrain)
+    fraction = float(settings.get("plain_fraction", 0.0))
+    mixed_pretrain = pretrain and settings["pretrain_data"] == "mixed"
+    if not settings["monovariant"] or not (mixed_pretrain or fraction):
+        return _cycle(images, groups, seed, pretrain)
+    # Pre-training sees a new person in every image, 20 times the people of monovariant
+    # batches: it draws faces several times sooner (docs/recipes.md). Plain batches kept in
+    # the monovariant phase give the intrinsic units a reconstruction gradient there too.
+    mixed = _cycle(*cached_training_set(**cache, kinds=("MIXED",)), seed)
+    monovariant = _cycle(images, groups, seed)
+    if fraction:
+        monovariant = _interleave(fraction, seed, mixed, monovariant)
+    if mixed_pretrain:
+        return _switch_at(pretrain, mixed, monovariant)
+    return _switch_at(pretrain, _cycle(images, groups, seed, pretrain), monovariant)
+
+
+def _interleave(fraction, seed, plain, monovariant):
+    """A batch source whose step k comes from `plain` with probability `fraction` (drawn
+    per step, so the same on every run and after a resume) and from `monovariant` otherwise.
+
+    Each source keeps its own step count: the plain batches go through their set in order,
+    and so do the monovariant ones.
+    """
+
+    def generate(start):
+        draws = _PlainSteps(fraction, seed)
+        before = int(np.sum(draws(start)))
+        plain_batches, mono_batches = plain(before), monovariant(start - before)
+        step = start
+        while True:
+            batches = plain_batches if draws.at(step) else mono_batches
+            yield next(batches)
+            step += 1
+
+    return generate
+
+
+class _PlainSteps:
+    """Which steps are plain: step k is when a per-step uniform draw is below `fraction`."""
+
+    BLOCK = 4096
+
+    def __init__(self, fraction, seed):
+        self.fraction, self.seed, self._blocks = fraction, seed, {}
+
+    def _block(self, index):
+        if index not in self._blocks:
+            rng = np.random.default_rng([self.seed, 17, index])
+            self._blocks = {index: rng.random(self.BLOCK) < self.fraction}
+        return self._blocks[index]
+
+    def at(self, step):
+        return bool(self._block(step // self.BLOCK)[step % self.BLOCK])
+
+    def __call__(self, stop):
+        """The draws of steps `0 .. stop - 1`."""
+        full, rest = divmod(stop, self.BLOCK)
+        parts = [self._block(k) for k in range(full)] + [self._block(full)[:rest]]
+        return np.concatenate(parts)
 
 
 def _switch_at(step, before, after):

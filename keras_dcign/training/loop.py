@@ -110,6 +110,9 @@ def train(
     source = None if finished else batch_source(settings, data_dir, seed, workers, progress, chunk)
     model = build_model(settings, seed)
     start = restore_checkpoint(model, existing) if (resume and existing is not None) else 0
+    lineage = initial_lineage(settings["init_from"])
+    if settings["init_from"] and not start:
+        init_from_preset(model, settings["init_from"])
     run_dir.mkdir(parents=True, exist_ok=True)
     # Written whole or not at all: a resumed run reads it back.
     recipe_json = json.dumps(dict(settings, config=config, seed=seed)).encode()
@@ -155,6 +158,9 @@ def train(
         "final_logs": {k: float(v[-1]) for k, v in history.items()},
         "calibration_r2": {f: e["r2"] for f, e in model.calibration.factors.items()},
     }
+    images = done * per_step
+    metadata["lineage"] = lineage + [_segment(settings, config, seed, command, images)]
+    metadata["images_seen_in_all"] = sum(segment["images"] for segment in metadata["lineage"])
     metadata["relight_check"] = relight_check(model)
     metadata["heldout_reconstruction_mse"] = round(heldout_reconstruction_mse(model), 5)
     if model.reconstruction == "gaussian" and model.gaussian_scale == "learned":
@@ -187,8 +193,69 @@ def build_model(settings, seed=0):
         seed=seed,
         dtype=PRECISIONS[settings.get("precision", "float32")],
     )
-    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
+    learning_rate = float(settings["learning_rate"])
+    if float(settings.get("lr_decay", 0.0)):
+        from keras_dcign.training.schedule import DecayOverLast
+
+        learning_rate = DecayOverLast(learning_rate, settings["steps"], settings["lr_decay"])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     return model
+
+
+# Settings of a preset that fix its weights' shapes: a run starts from it only where they match.
+_SHAPE_SETTINGS = ("image_size", "channels", "feature_maps", "architecture", "code")
+
+
+def init_from_preset(model, preset):
+    """Loads a preset's weights into a freshly built model (the optimizer stays fresh).
+
+    Raises:
+        ValueError: the preset's network differs from the run's (one line naming the setting).
+    """
+    from keras_dcign.presets import from_preset
+
+    source = from_preset(preset, progress=False)
+    ours, theirs = model.get_config(), source.get_config()
+    for key in _SHAPE_SETTINGS:
+        if ours.get(key) != theirs.get(key):
+            raise ValueError(
+                f"--init-from {preset}: its {key} is {theirs.get(key)!r}, but this run's is "
+                f"{ours.get(key)!r}; expected a preset of the same network."
+            )
+    model.set_weights(source.get_weights())
+
+
+def initial_lineage(preset):
+    """The training segments behind a preset a run starts from ([] for a fresh start).
+
+    A preset written before lineages were kept counts as one segment, from its metadata.
+    """
+    if not preset:
+        return []
+    from keras_dcign.presets import resolve_preset
+
+    metadata = json.loads((resolve_preset(preset, progress=False) / "metadata.json").read_text())
+    if "lineage" in metadata:
+        return [dict(segment) for segment in metadata["lineage"]]
+    recipe_ = metadata.get("recipe", {})
+    images = int(metadata.get("steps", 0)) * images_per_step(recipe_) if recipe_ else 0
+    return [
+        {
+            "preset": str(preset),
+            "command": metadata.get("command"),
+            "recipe": recipe_,
+            "images": images,
+        }
+    ]
+
+
+def _segment(settings, config, seed, command, images):
+    """This run's entry in a preset's lineage."""
+    return {
+        "command": command,
+        "recipe": dict(settings, config=config, seed=seed),
+        "images": int(images),
+    }
 
 
 def _in_float32(model):

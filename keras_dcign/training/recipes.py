@@ -30,6 +30,9 @@ RECIPES = {
         "pretrain_data": "mixed",
         "cache_batches": 3000,
         "monovariant": True,
+        "init_from": None,
+        "lr_decay": 0.0,
+        "plain_fraction": 0.0,
     },
     # The paper's configuration: 150x150, 96 maps, 200-unit code (a GPU job).
     "faces_basel": {
@@ -51,6 +54,9 @@ RECIPES = {
         "pretrain_data": "mixed",
         "cache_batches": 4000,
         "monovariant": True,
+        "init_from": None,
+        "lr_decay": 0.0,
+        "plain_fraction": 0.0,
     },
 }
 # What a run whose recipe.json predates a setting was trained with.
@@ -62,6 +68,9 @@ LEGACY_SETTINGS = {
     "pretrain_data": "monovariant",
     "batches_per_step": 1,
     "precision": "float32",
+    "init_from": None,
+    "lr_decay": 0.0,
+    "plain_fraction": 0.0,
 }
 # What the plain-VAE pre-training steps train on: batches in which every factor varies (each
 # image another person), or the monovariant batches with nothing clamped.
@@ -104,6 +113,10 @@ def recipe(config="faces_64", **overrides):
         raise ValueError(
             f"precision={settings['precision']!r} is invalid; expected one of {list(PRECISIONS)}."
         )
+    for key in ("lr_decay", "plain_fraction"):
+        value = float(settings[key])
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{key}={settings[key]!r} is invalid; expected a number in [0, 1].")
     if float(settings["shape_bias"]) <= 0:
         raise ValueError(f"shape_bias={settings['shape_bias']!r} is invalid; expected > 0.")
     return settings
