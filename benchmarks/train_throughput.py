@@ -75,7 +75,9 @@ PRECISION_NAMES = ("float32", "bfloat16")
 # `batches_per_step` and the Keras/JAX formulation of the strided decoder: Keras' default
 # backend (TensorFlow), one monovariant batch per step, float32.
 RECIPE = "faces_64"
-RECIPE_BASELINE = "keras/tensorflow"
+RECIPE_BASELINE = "keras/tensorflow (XLA)"
+# `--recipe` rows of TensorFlow: name suffix -> `jit_compile`.
+TF_COMPILE_MODES = {" (XLA)": "on", " (no XLA)": "off"}
 MIN_RECIPE_SPEEDUP = 2.0
 # The targets of this benchmark on a 2-core CPU.
 MIN_SPEEDUP_AT_PAPER_SIZE = 1.3
@@ -204,15 +206,18 @@ def worker_keras(backend, size, warmup, steps, precision="float32"):
     )
 
 
-def worker_recipe(backend, warmup, steps, per_step, precision="float32"):
+def worker_recipe(backend, warmup, steps, per_step, precision="float32", jit_compile="auto"):
     """The faces_64 recipe's training as `dcign train` runs it: `model.fit` on the cached
-    generated faces (rendered first if missing), `per_step` monovariant batches a step."""
+    generated faces (rendered first if missing), `per_step` monovariant batches a step,
+    XLA as `jit_compile` says (auto: `keras_dcign.compute`'s choice for this CPU)."""
     os.environ["KERAS_BACKEND"] = backend
     from keras_dcign.training.data import batch_source
     from keras_dcign.training.loop import build_model
     from keras_dcign.training.recipes import images_per_step, recipe
 
-    settings = recipe(RECIPE, batches_per_step=per_step, precision=precision)
+    settings = recipe(
+        RECIPE, batches_per_step=per_step, precision=precision, jit_compile=jit_compile
+    )
     source = batch_source(settings, None, 0, 0, False, 1)
     model = build_model(settings, seed=0)
     # Start in the monovariant phase: clamped batches are what most of a run trains on.
@@ -495,7 +500,12 @@ def _recipe_runs(args, backends):
                 name = f"keras/{backend}" + (f" x{per_step}" if per_step > 1 else "")
                 worker = ["--worker", "recipe", "--backend", backend, "--precision", precision]
                 worker += ["--per-step", str(per_step)]
-                runs.append((name + _suffix(precision), worker, {}))
+                # TensorFlow's step both ways: XLA (dcign train before) and oneDNN's graph.
+                modes = TF_COMPILE_MODES if backend == "tensorflow" else {"": "auto"}
+                for label, mode in modes.items():
+                    runs.append(
+                        (name + label + _suffix(precision), worker + ["--jit-compile", mode], {})
+                    )
                 if (
                     backend == "jax"
                     and args.jax_ablation
@@ -694,7 +704,10 @@ def check_recipe_targets(report):
             f"{best['vs_baseline']:.2f}x as many images/s as {RECIPE_BASELINE} (dcign train "
             f"before; target >= {MIN_RECIPE_SPEEDUP}x): {'met' if ok else 'NOT met'}"
         )
-    plain = [r for r in rows if r["name"] in {f"keras/{b}" for b in BACKENDS}]
+    one_batch = {f"keras/{b}" for b in BACKENDS} | {
+        f"keras/tensorflow{label}" for label in TF_COMPILE_MODES
+    }
+    plain = [r for r in rows if r["name"] in one_batch]
     if len(plain) > 1:
         best = max(plain, key=lambda r: r["images_per_s"])
         slowest = min(plain, key=lambda r: r["images_per_s"])
@@ -941,6 +954,7 @@ def parse_args(argv):
     )
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--per-step", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--jit-compile", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -955,7 +969,9 @@ def run_worker(args):
     if args.worker == "keras":
         return worker_keras(args.backend, args.size, args.warmup, steps, args.precision)
     if args.worker == "recipe":
-        return worker_recipe(args.backend, args.warmup, steps, args.per_step, args.precision)
+        return worker_recipe(
+            args.backend, args.warmup, steps, args.per_step, args.precision, args.jit_compile
+        )
     if args.worker == "torch-eager":
         memory_format = os.environ.get("DCIGN_BENCH_MEMORY_FORMAT", "nchw")
         return worker_torch_eager(args.size, args.warmup, steps, args.precision, memory_format)

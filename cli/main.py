@@ -141,9 +141,17 @@ def _console():
 )
 @click.option(
     "--precision",
-    type=click.Choice(["float32", "bfloat16"]),
+    type=click.Choice(["auto", "float32", "bfloat16"]),
     default=None,
-    help="Compute precision of training (bfloat16: float32 weights, bfloat16 arithmetic).",
+    help="Compute precision of training (bfloat16: float32 weights, bfloat16 arithmetic; "
+    "auto, the default: bfloat16 where the CPU's bfloat16 units pay).",
+)
+@click.option(
+    "--jit-compile",
+    type=click.Choice(["auto", "on", "off"]),
+    default=None,
+    help="XLA-compile the training step (auto, the default: whichever is faster on this "
+    "backend and CPU).",
 )
 @click.option("--clamp", type=click.Choice(["mean", "first"]), default=None)
 @click.option("--invariance-strength", type=click.FloatRange(min=0), default=None)

@@ -437,14 +437,21 @@ class DCIGN(backend_trainer(), keras.Model):
     def compile(self, optimizer=None, jit_compile="auto", **kwargs):
         """Compiles with Adam at the reference learning rate 5e-4 unless told otherwise.
 
-        `jit_compile="auto"` means XLA on TensorFlow too, CPU included, where
-        Keras' own "auto" would run a plain graph: XLA trains this network
-        1.3x (150²) to 1.9x (64²) faster on CPU (docs/benchmarks.md).
+        `jit_compile="auto"` on TensorFlow chooses by the machine
+        (`keras_dcign.compute.choose_jit_compile`): XLA on a GPU and on CPUs
+        without AVX-512, where it trains this network 1.3x (150²) to 1.9x
+        (64²) faster than a plain graph, and oneDNN's plain graph on CPUs with
+        AVX-512 and in bfloat16, where it is the faster one (docs/benchmarks.md).
         """
         if optimizer is None:
             optimizer = keras.optimizers.Adam(learning_rate=5e-4)
         if jit_compile == "auto" and keras.backend.backend() == "tensorflow":
-            jit_compile = True
+            from keras_dcign import compute
+
+            precision = "bfloat16" if self.compute_dtype == "bfloat16" else "float32"
+            jit_compile, _ = compute.choose_jit_compile(
+                "auto", "tensorflow", precision, compute.cpu_flags(), compute.has_gpu("tensorflow")
+            )
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def get_config(self):

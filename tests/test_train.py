@@ -372,3 +372,81 @@ def test_init_from_starts_from_a_presets_weights_and_keeps_its_lineage(tmp_path,
         wider = dict(tiny, feature_maps=16)
         train(tmp_path / "d", steps=1, init_from=str(first.preset_dir), **wider)
     assert not (tmp_path / "d").exists()
+
+
+AMX_CPU = (
+    "processor\t: 0\nmodel name\t: Intel Xeon\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n"
+)
+ZEN4_CPU = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16\n"
+AVX2_CPU = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n"
+
+
+@pytest.mark.backend_independent
+def test_auto_precision_and_compile_mode_follow_the_cpu(tmp_path):
+    from keras_dcign.compute import choose_jit_compile, choose_precision, cpu_flags
+
+    (tmp_path / "amx").write_text(AMX_CPU)
+    (tmp_path / "zen4").write_text(ZEN4_CPU)
+    (tmp_path / "avx2").write_text(AVX2_CPU)
+    amx, zen4, avx2 = (cpu_flags(tmp_path / name) for name in ("amx", "zen4", "avx2"))
+    assert {"amx_bf16", "avx512f"} <= amx and "amx_bf16" not in zen4 and "avx512f" not in avx2
+    assert cpu_flags(tmp_path / "missing") == set()
+
+    def precision(backend, flags, gpu=False):
+        return choose_precision("auto", backend, flags, gpu)[0]
+
+    assert precision("tensorflow", amx) == precision("torch", amx) == "bfloat16"
+    assert precision("jax", amx) == "float32"  # measured slower in bfloat16 there
+    assert precision("tensorflow", zen4) == precision("tensorflow", avx2) == "float32"
+    assert precision("tensorflow", amx, gpu=True) == "float32"
+    chosen = choose_precision("bfloat16", "jax", avx2)
+    assert chosen == ("bfloat16", "set by the recipe or --precision")
+
+    def jit(backend, precision, flags, gpu=False):
+        return choose_jit_compile("auto", backend, precision, flags, gpu)[0]
+
+    assert jit("tensorflow", "bfloat16", amx) is False
+    assert jit("tensorflow", "float32", zen4) is False
+    assert jit("tensorflow", "float32", avx2) is True
+    assert jit("tensorflow", "float32", zen4, gpu=True) is True
+    assert jit("jax", "float32", avx2) == "auto" and jit("torch", "float32", avx2) is False
+    assert choose_jit_compile("on", "torch", "float32", avx2)[0] is True
+    with pytest.raises(ValueError, match="jit_compile='xla' is invalid; expected one of"):
+        recipe("faces_64", jit_compile="xla")
+
+
+def test_a_run_on_a_cpu_with_amx_trains_in_bfloat16_and_says_why(tmp_path, monkeypatch):
+    import keras
+
+    from keras_dcign import compute
+    from keras_dcign.training import train
+
+    (tmp_path / "cpuinfo").write_text(AMX_CPU)
+    monkeypatch.setattr(compute, "CPUINFO", str(tmp_path / "cpuinfo"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    tiny = dict(image_size=32, feature_maps=8, cache_batches=3, batch_size=6, progress=False)
+    result = train(tmp_path / "run", steps=2, checkpoint_every=2, **tiny)
+    metadata = json.loads((result.preset_dir / "metadata.json").read_text())
+    backend = keras.backend.backend()
+    want = "float32" if backend == "jax" else "bfloat16"
+    assert metadata["recipe"]["precision"] == "auto"
+    assert metadata["compute"]["precision"] == want
+    assert metadata["compute"]["jit_compile"] == ("auto" if backend == "jax" else False)
+    card = (result.preset_dir / "README.md").read_text()
+    assert f"- computed in {want} (auto: " in card
+
+
+@pytest.mark.skipif(
+    __import__("keras").backend.backend() != "tensorflow", reason="XLA is TensorFlow's choice"
+)
+@pytest.mark.parametrize("cpu, xla", [(AVX2_CPU, True), (ZEN4_CPU, False), (AMX_CPU, False)])
+def test_dcign_compile_auto_chooses_xla_on_tensorflow_by_the_cpu(tmp_path, monkeypatch, cpu, xla):
+    from helpers import tiny_model
+
+    from keras_dcign import compute
+
+    (tmp_path / "cpuinfo").write_text(cpu)
+    monkeypatch.setattr(compute, "CPUINFO", str(tmp_path / "cpuinfo"))
+    model = tiny_model()
+    model.compile()
+    assert model.jit_compile is xla

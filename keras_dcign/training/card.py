@@ -84,6 +84,7 @@ def model_card(config, metadata):
             else f"- resumed from its final checkpoint on {metadata['machine']}: no training "
             "time was measured in the run that wrote this preset"
         ),
+        *_compute_lines(metadata),
         "",
         "## Measured",
         "",
@@ -122,6 +123,18 @@ def model_card(config, metadata):
         "",
     ]
     return "\n".join(lines)
+
+
+def _compute_lines(metadata):
+    """How the run computed on its machine, and why (its recipe may have said "auto")."""
+    compute = metadata.get("compute")
+    if not compute:
+        return []
+    jit = {True: "on", False: "off"}.get(compute["jit_compile"], "the backend's own")
+    return [
+        f"- computed in {compute['precision']} ({compute['precision_why']}); XLA {jit} "
+        f"({compute['jit_compile_why']})"
+    ]
 
 
 def _lineage_lines(metadata):

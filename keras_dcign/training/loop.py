@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_dcign.compute import describe as describe_compute
 from keras_dcign.files import atomic_write, check_distinct, check_output_folder
 from keras_dcign.training.callbacks import StopAfter, TrainingProgress
 from keras_dcign.training.card import describe_machine, model_card
@@ -108,7 +109,8 @@ def train(
     # Data first: rendering processes are forked before the backend starts its threads.
     finished = resume and existing is not None and checkpoint_step(existing) >= total
     source = None if finished else batch_source(settings, data_dir, seed, workers, progress, chunk)
-    model = build_model(settings, seed)
+    compute = describe_compute(settings, keras.backend.backend())
+    model = build_model(settings, seed, compute)
     start = restore_checkpoint(model, existing) if (resume and existing is not None) else 0
     lineage = initial_lineage(settings["init_from"])
     if settings["init_from"] and not start:
@@ -154,6 +156,7 @@ def train(
         if seconds > 0 and done > start
         else None,
         "machine": describe_machine(),
+        "compute": compute,
         "command": command,
         "final_logs": {k: float(v[-1]) for k, v in history.items()},
         "calibration_r2": {f: e["r2"] for f, e in model.calibration.factors.items()},
@@ -172,10 +175,15 @@ def train(
     return TrainResult(preset_dir, run_dir, done - start, seconds, history, start)
 
 
-def build_model(settings, seed=0):
-    """The compiled `DCIGN` a recipe's settings train (seeded: the same initial weights)."""
+def build_model(settings, seed=0, compute=None):
+    """The compiled `DCIGN` a recipe's settings train (seeded: the same initial weights).
+
+    `compute` is `keras_dcign.compute.describe(settings, backend)`, which settles the recipe's
+    "auto" precision and compile mode for this machine (found here when not given).
+    """
     from keras_dcign.model import DCIGN
 
+    compute = compute or describe_compute(settings, keras.backend.backend())
     keras.utils.set_random_seed(seed)
     model = DCIGN(
         image_size=settings["image_size"],
@@ -191,14 +199,15 @@ def build_model(settings, seed=0):
         kl_weight=settings["kl_weight"],
         monovariant=settings["monovariant"],
         seed=seed,
-        dtype=PRECISIONS[settings.get("precision", "float32")],
+        dtype=PRECISIONS[compute["precision"]],
     )
     learning_rate = float(settings["learning_rate"])
     if float(settings.get("lr_decay", 0.0)):
         from keras_dcign.training.schedule import DecayOverLast
 
         learning_rate = DecayOverLast(learning_rate, settings["steps"], settings["lr_decay"])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    optimizer = keras.optimizers.Adam(learning_rate)
+    model.compile(optimizer=optimizer, jit_compile=compute["jit_compile"])
     return model
 
 

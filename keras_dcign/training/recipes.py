@@ -20,7 +20,8 @@ RECIPES = {
         "steps": 7500,
         "batch_size": 20,
         "batches_per_step": 1,
-        "precision": "float32",
+        "precision": "auto",
+        "jit_compile": "auto",
         "learning_rate": 1e-3,
         "clamp": "mean",
         "invariance_strength": 0.01,
@@ -44,7 +45,8 @@ RECIPES = {
         "steps": 30000,
         "batch_size": 20,
         "batches_per_step": 1,
-        "precision": "float32",
+        "precision": "auto",
+        "jit_compile": "auto",
         "learning_rate": 5e-4,
         "clamp": "mean",
         "invariance_strength": 0.01,
@@ -68,6 +70,7 @@ LEGACY_SETTINGS = {
     "pretrain_data": "monovariant",
     "batches_per_step": 1,
     "precision": "float32",
+    "jit_compile": "auto",
     "init_from": None,
     "lr_decay": 0.0,
     "plain_fraction": 0.0,
@@ -76,8 +79,12 @@ LEGACY_SETTINGS = {
 # image another person), or the monovariant batches with nothing clamped.
 PRETRAIN_DATA = ("mixed", "monovariant")
 # Training precisions and the Keras dtype policy of each: bfloat16 computes in bfloat16 and
-# keeps float32 weights (the preset is written in float32 either way).
+# keeps float32 weights (the preset is written in float32 either way). A recipe may also say
+# "auto": bfloat16 where the CPU's bfloat16 units pay (`keras_dcign.compute`).
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+# Whether the training step is XLA-compiled: "auto" chooses per backend and CPU
+# (`keras_dcign.compute`), "on" and "off" force it.
+JIT_COMPILE = ("auto", "on", "off")
 
 
 def recipe(config="faces_64", **overrides):
@@ -109,9 +116,15 @@ def recipe(config="faces_64", **overrides):
             f"pretrain_data={settings['pretrain_data']!r} is invalid; expected one of "
             f"{PRETRAIN_DATA}."
         )
-    if settings["precision"] not in PRECISIONS:
+    if settings["precision"] not in ("auto", *PRECISIONS):
         raise ValueError(
-            f"precision={settings['precision']!r} is invalid; expected one of {list(PRECISIONS)}."
+            f"precision={settings['precision']!r} is invalid; expected one of "
+            f"{['auto', *PRECISIONS]}."
+        )
+    if settings["jit_compile"] not in JIT_COMPILE:
+        raise ValueError(
+            f"jit_compile={settings['jit_compile']!r} is invalid; expected one of "
+            f"{list(JIT_COMPILE)}."
         )
     for key in ("lr_decay", "plain_fraction"):
         value = float(settings[key])
