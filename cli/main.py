@@ -407,6 +407,60 @@ def _verify(first, second, preset, crop):
     return bool(same[0]), record, float(values[0])
 
 
+@cli.command("fit-scene")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--preset", default="faces_64", show_default=True)
+@click.option(
+    "--statistic",
+    type=click.Choice(["code", "pixels", "readout"]),
+    default="code",
+    show_default=True,
+    help="Summary statistic compared between INPUT and each simulated scene.",
+)
+@click.option("--simulations", type=click.IntRange(min=80), default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The generator's picture of the fitted scene (default: INPUT_scene.png, new).",
+)
+@click.option("--crop", type=click.Choice(["center", "auto", "none"]), default="center")
+@click.option("--json", "as_json", is_flag=True, help="Print the fit as JSON.")
+def fit_scene(input_path, preset, statistic, simulations, seed, out, crop, as_json):
+    """Fit the face generator's scene (pose, light, person) to INPUT by ABC on the DC-IGN code.
+
+    Prints the inferred azimuth, elevation and light in degrees with their posterior
+    standard deviation, and writes the generator's own picture of the fitted scene.
+    """
+    import_library()
+    from keras_dcign.files import check_distinct, check_writable
+    from keras_dcign.inference import fit_scene as fit
+    from keras_dcign.presets import from_preset
+    from keras_dcign.rendering import read_image, save_image, to_model_input
+
+    path = Path(out) if out else Path(input_path).with_name(f"{Path(input_path).stem}_scene.png")
+    if out is None and path.exists():
+        raise ValueError(f"{path} exists and was not named by --out; pass --out to choose one.")
+    check_distinct([path], [Path(input_path)])
+    check_writable([path])
+    image = read_image(input_path)
+    model = from_preset(preset)
+    pixels = to_model_input(image, model.image_size, model.channels, crop)
+    result = fit(model, pixels, simulations=simulations, statistic=statistic, seed=seed)
+    estimate = result.estimate()
+    save_image(result.render(image_size=model.image_size), path)
+    if as_json:
+        import json
+
+        extra = dict(statistic=statistic, simulations=result.simulations, picture=str(path))
+        click.echo(json.dumps(dict(estimate, **extra)))
+        return
+    for angle in ("azimuth", "elevation", "light"):
+        click.echo(f"{angle}: {estimate[angle]:+.1f}° ± {estimate[angle + '_std']:.1f}°")
+    click.echo(str(path))
+
+
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.option("--factor", type=click.Choice(["light", "azimuth", "elevation"]), required=True)

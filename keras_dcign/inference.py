@@ -1,0 +1,241 @@
+"""Analysis by synthesis: fit the face generator's scene to an image, the DC-IGN code serving
+as the summary statistic of approximate Bayesian computation.
+
+The paper's second use of the learned code: a summary statistic for fitting a generative model
+to an image. The scene is the generator's own parameters (camera azimuth and elevation, light
+azimuth, and the person's shape and albedo coefficients); the likelihood of an image under
+them is not available, but the generator can draw it. `fit_scene` runs ABC population Monte
+Carlo (Beaumont et al., 2009): draw scenes from the prior, render each, keep those whose
+statistic lies nearest the observed image's, then propose from a Gaussian kernel around the
+kept scenes, weighted by prior over proposal, for a few rounds. The statistic is the encoder's
+posterior-mean code (`"code"`), the raw pixels (`"pixels"`), or the calibrated pose and light
+readout alone (`"readout"`, which says nothing of the person).
+
+The fitted scene is the generator's, so its picture can be drawn exactly at any pose
+(`SceneFit.render`), which no decoder does.
+"""
+
+import dataclasses
+
+import numpy as np
+
+STATISTICS = ("code", "pixels", "readout")
+ANGLES = ("azimuth", "elevation", "light")
+
+
+@dataclasses.dataclass
+class SceneFit:
+    """Weighted posterior samples of a scene and their summaries.
+
+    Attributes:
+        samples: `{"azimuth", "elevation", "light"}` arrays `(n,)` in degrees,
+            and `"coefficients"` `(n, N_COEFFICIENTS)`.
+        weights: importance weights of the samples, summing to 1.
+        statistic: the summary statistic used.
+        simulations: scenes rendered in all.
+        distances: each sample's distance to the observed statistic.
+    """
+
+    samples: dict
+    weights: np.ndarray
+    statistic: str
+    simulations: int
+    distances: np.ndarray
+
+    def mean(self, name):
+        """The posterior mean of an angle (degrees) or of the coefficients."""
+        return np.tensordot(self.weights, self.samples[name], axes=1)
+
+    def std(self, name):
+        """The posterior standard deviation of an angle, in degrees."""
+        values = self.samples[name]
+        return float(np.sqrt(np.sum(self.weights * (values - self.mean(name)) ** 2)))
+
+    def estimate(self):
+        """Point estimates: `{"azimuth", "elevation", "light"}` in degrees, with `"<angle>_std"`,
+        and `"coefficients"` (a list)."""
+        result = {}
+        for angle in ANGLES:
+            result[angle] = float(self.mean(angle))
+            result[f"{angle}_std"] = self.std(angle)
+        result["coefficients"] = self.mean("coefficients").astype("float32").tolist()
+        return result
+
+    def render(self, image_size=64, **angles):
+        """The generator's picture of the fitted person, at the fitted angles unless given."""
+        from keras_dcign.datasets import faces
+
+        scene = {angle: float(self.mean(angle)) for angle in ANGLES}
+        scene.update({k: float(v) for k, v in angles.items()})
+        coefficients = self.mean("coefficients").astype("float32")
+        return faces.render(coefficients, image_size=image_size, **scene)
+
+
+def fit_scene(
+    model,
+    image,
+    simulations=2000,
+    statistic="code",
+    rounds=4,
+    keep=0.1,
+    seed=0,
+):
+    """Fits the face generator's scene to one image by ABC population Monte Carlo.
+
+    Args:
+        model: a calibrated `DCIGN` (a preset); its encoder gives the
+            `"code"` and `"readout"` statistics, its image size the
+            renders' size.
+        image: one float image `(H, W, C)` in [0, 1] at the model's size.
+        simulations: scenes rendered in all, split evenly over the rounds.
+        statistic: `"code"`, `"pixels"` or `"readout"`.
+        rounds: population rounds (the first draws from the prior).
+        keep: fraction of each round's simulations kept as its population.
+        seed: seed of every draw.
+
+    Returns:
+        A `SceneFit`.
+
+    Example:
+
+    >>> from keras_dcign.datasets import faces
+    >>> model = keras_dcign.from_preset("faces_64")
+    >>> image = faces.render(9001, azimuth=30.0, image_size=64)[..., None]
+    >>> fit = fit_scene(model, image, simulations=400, rounds=2)
+    >>> sorted(fit.estimate())[:3], fit.simulations
+    (['azimuth', 'azimuth_std', 'coefficients'], 400)
+    """
+    from keras_dcign.datasets import faces
+
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic={statistic!r} is invalid; expected one of {STATISTICS}.")
+    if statistic == "readout" and getattr(model, "calibration", None) is None:
+        raise ValueError("statistic='readout' needs a calibrated model; expected a preset.")
+    rounds = int(rounds)
+    per_round = int(simulations) // max(rounds, 1)
+    kept = int(round(per_round * float(keep)))
+    if rounds < 1 or kept < 2:
+        raise ValueError(
+            f"simulations={simulations!r}, rounds={rounds!r}, keep={keep!r} keep {kept} scenes "
+            "a round; expected at least 2 (more simulations, fewer rounds or a larger keep)."
+        )
+    image = _check_image(model, image)
+    prior = _Prior(faces)
+    measure = _Statistic(model, statistic, image, prior)
+    rng = np.random.default_rng(seed)
+
+    theta = prior.sample(per_round, rng)
+    distance = measure.distance(theta)
+    weights = np.full(per_round, 1.0 / per_round)
+    population, weights, distance = _nearest(theta, weights, distance, kept)
+    for _ in range(rounds - 1):
+        # A Gaussian kernel of twice the population's weighted variance (Beaumont et al.).
+        mean = weights @ population
+        scale = np.sqrt(2.0 * (weights @ (population - mean) ** 2)) + 1e-6
+        parents = rng.choice(len(population), size=per_round, p=weights)
+        proposal = population[parents] + rng.normal(size=(per_round, prior.size)) * scale
+        proposal = prior.clip(proposal)
+        kernel = np.exp(
+            -0.5 * np.sum(((proposal[:, None] - population[None]) / scale) ** 2, axis=-1)
+        )
+        new_weights = np.exp(prior.log_density(proposal)) / np.maximum(kernel @ weights, 1e-300)
+        new_distance = measure.distance(proposal)
+        population, weights, distance = _nearest(proposal, new_weights, new_distance, kept)
+    samples = prior.split(population)
+    return SceneFit(samples, weights, statistic, per_round * rounds, distance)
+
+
+def _nearest(theta, weights, distance, kept):
+    order = np.argsort(distance)[:kept]
+    chosen = weights[order]
+    return theta[order], chosen / chosen.sum(), distance[order]
+
+
+def _check_image(model, image):
+    array = np.asarray(image, dtype="float32")
+    if array.ndim == 2:
+        array = array[..., None]
+    want = (model.image_size, model.image_size, model.channels)
+    if array.shape != want:
+        raise ValueError(f"image has shape {array.shape}; expected {want}, the model's input.")
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise ValueError("image holds values outside [0, 1]; expected a float image in [0, 1].")
+    return array
+
+
+class _Prior:
+    """The generator's prior: uniform angles over its ranges, N(0, I) coefficients clipped to
+    +-3 (as the generator draws people). A scene is one row: three angles, then coefficients."""
+
+    def __init__(self, faces):
+        self.faces = faces
+        ranges = (faces.AZIMUTH_RANGE, faces.ELEVATION_RANGE, faces.LIGHT_RANGE)
+        self.low = np.array([low for low, _ in ranges], dtype="float64")
+        self.high = np.array([high for _, high in ranges], dtype="float64")
+        self.size = 3 + faces.N_COEFFICIENTS
+
+    def sample(self, n, rng):
+        angles = rng.uniform(self.low, self.high, size=(n, 3))
+        coefficients = np.clip(rng.normal(size=(n, self.size - 3)), -3.0, 3.0)
+        return np.concatenate([angles, coefficients], axis=1)
+
+    def clip(self, theta):
+        theta = theta.copy()
+        theta[:, :3] = np.clip(theta[:, :3], self.low, self.high)
+        theta[:, 3:] = np.clip(theta[:, 3:], -3.0, 3.0)
+        return theta
+
+    def log_density(self, theta):
+        """Up to a constant: the angles are uniform, the coefficients standard normal."""
+        return -0.5 * np.sum(theta[:, 3:] ** 2, axis=1)
+
+    def split(self, theta):
+        samples = {angle: theta[:, k] for k, angle in enumerate(ANGLES)}
+        samples["coefficients"] = theta[:, 3:].astype("float32")
+        return samples
+
+    def render(self, theta, image_size, color_mode):
+        images = self.faces.render(
+            theta[:, 3:].astype("float32"),
+            azimuth=theta[:, 0],
+            elevation=theta[:, 1],
+            light=theta[:, 2],
+            image_size=image_size,
+            color_mode=color_mode,
+        )
+        return images[..., None] if images.ndim == 3 else images
+
+
+class _Statistic:
+    """Renders scenes and measures each one's distance to the observed image's statistic.
+
+    The code is compared as it is: its units are in the prior's units, and the units the
+    encoder leaves unused stay near 0 for every image. Pixels are compared as they are, and
+    the readout's angles in units of each angle's range.
+    """
+
+    def __init__(self, model, statistic, image, prior):
+        self.model, self.statistic, self.prior = model, statistic, prior
+        self.color_mode = "rgb" if model.channels == 3 else "grayscale"
+        self.observed = self.values(image[None])[0]
+
+    def values(self, images):
+        from keras_dcign.calibration import encode_means
+
+        if self.statistic == "pixels":
+            return images.reshape(len(images), -1)
+        codes = encode_means(self.model, images)
+        if self.statistic == "code":
+            return codes
+        calibration, code = self.model.calibration, self.model.code
+        columns = []
+        for angle in ANGLES:
+            entry = calibration.factors[angle]
+            unit = code.slice(entry.get("group", angle)).start + int(entry["unit"])
+            columns.append(calibration.to_degrees(angle, codes[:, unit]))
+        return np.stack(columns, axis=1) / (self.prior.high - self.prior.low)
+
+    def distance(self, theta):
+        images = self.prior.render(theta, self.model.image_size, self.color_mode)
+        values = self.values(images.astype("float32"))
+        return np.sqrt(np.sum((values - self.observed) ** 2, axis=1))
