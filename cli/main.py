@@ -463,23 +463,50 @@ def fit_scene(input_path, preset, statistic, simulations, seed, out, crop, as_js
 
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option("--factor", type=click.Choice(["light", "azimuth", "elevation"]), required=True)
+@click.option(
+    "--factor",
+    type=click.Choice(["light", "azimuth", "elevation", "intrinsic"]),
+    required=True,
+    help="A calibrated factor, or intrinsic: one of the preset's main directions of identity.",
+)
+@click.option(
+    "--direction",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --factor intrinsic: which direction (0, the default, is the main one).",
+)
 @click.option("--frames", type=click.IntRange(min=2), default=24, show_default=True)
 @click.option("--preset", default="faces_64", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="The GIF to write.")
 @click.option("--crop", type=click.Choice(["center", "auto", "none"]), default="center")
-def traverse(input_path, factor, frames, preset, out, crop):
-    """Sweep one factor over its calibrated range: an animated GIF and a PNG grid."""
+def traverse(input_path, factor, direction, frames, preset, out, crop):
+    """Sweep one factor over its calibrated range, or walk along an intrinsic direction: an
+    animated GIF and a PNG grid."""
+    if direction is not None and factor != "intrinsic":
+        raise click.UsageError(f"--direction goes with --factor intrinsic, not {factor}.")
+    intrinsic = factor == "intrinsic"
+    direction = direction or 0
     import_library()
+    from keras_dcign.directions import load_intrinsic_directions
     from keras_dcign.presets import from_preset, load_calibration, resolve_preset
     from keras_dcign.rendering import check_traversal, read_image, traverse_file, traverse_outputs
 
-    gif, _ = traverse_outputs(input_path, factor, out)
+    gif, _ = traverse_outputs(input_path, factor, out, direction if intrinsic else None)
     image = read_image(input_path)
     folder = resolve_preset(preset)
-    check_traversal(load_calibration(folder), factor, frames)
+    directions = load_intrinsic_directions(folder) if intrinsic else None
+    if intrinsic and direction >= len(directions["directions"]):
+        raise ValueError(
+            f"--direction {direction} is invalid; preset {preset} has directions 0 to "
+            f"{len(directions['directions']) - 1}."
+        )
+    if not intrinsic:
+        check_traversal(load_calibration(folder), factor, frames)
     model = from_preset(folder)
-    gif, grid = traverse_file(model, input_path, factor, frames, gif, crop, image=image)
+    gif, grid = traverse_file(
+        model, input_path, factor, frames, gif, crop, image=image, directions=directions,
+        direction=direction,
+    )
     click.echo(f"{gif}\n{grid}")
 
 

@@ -249,12 +249,13 @@ def rerender_outputs(input_path, changes, out=None, compare=False, identity_from
     return paths
 
 
-def traverse_outputs(input_path, factor, out=None):
+def traverse_outputs(input_path, factor, out=None, direction=None):
     """The GIF and PNG grid a traversal writes, checked like `rerender_outputs`."""
     from keras_dcign.files import check_distinct, check_writable
 
     input_path = Path(input_path)
-    gif = Path(out) if out else input_path.with_name(f"{input_path.stem}_{factor}_sweep.gif")
+    tag = factor if direction is None else f"{factor}-{direction}"
+    gif = Path(out) if out else input_path.with_name(f"{input_path.stem}_{tag}_sweep.gif")
     if gif.suffix.lower() != ".gif":
         raise ValueError(f"Output {gif} has suffix {gif.suffix!r}; expected .gif.")
     paths = [gif, gif.with_suffix(".png")]
@@ -341,32 +342,58 @@ def rerender_file(
     return written
 
 
-def traverse_file(model, input_path, factor, frames=24, out=None, crop="center", image=None):
+def traverse_file(
+    model,
+    input_path,
+    factor,
+    frames=24,
+    out=None,
+    crop="center",
+    image=None,
+    directions=None,
+    direction=0,
+):
     """Sweeps one factor over its calibrated range: an animated GIF and a PNG grid.
 
     Args:
         model: a calibrated `DCIGN`.
         input_path: the image to read.
-        factor: `"azimuth"`, `"elevation"` or `"light"`.
+        factor: `"azimuth"`, `"elevation"`, `"light"`, or `"intrinsic"` (a
+            walk along one of the preset's intrinsic directions, +-2.5
+            standard deviations of the people along it).
         frames: frames of the sweep (at least 2).
         out: the GIF to write (default: `<input>_<factor>_sweep.gif`); the
             grid goes beside it as `.png`.
         crop: as for `to_model_input`.
         image: the pixels of `input_path` already read by `read_image`.
+        directions: for `"intrinsic"`, the preset's record
+            (`keras_dcign.directions.load_intrinsic_directions`).
+        direction: for `"intrinsic"`, which direction (0 is the main one).
 
     Returns:
         `(gif_path, grid_path)`.
     """
     from keras import ops
 
-    gif, grid_path = traverse_outputs(input_path, factor, out)
-    check_traversal(model.calibration, factor, frames)
-    low, high = model.calibration.factors[factor]["range"]
-    degrees = np.linspace(low, high, frames)
+    intrinsic = factor == "intrinsic"
+    gif, grid_path = traverse_outputs(input_path, factor, out, direction if intrinsic else None)
     pixels = read_image(input_path) if image is None else image
-    image = to_model_input(pixels, model.image_size, model.channels, crop)
-    batch = np.repeat(image[None], frames, axis=0)
-    sweep = ops.convert_to_numpy(model.rerender(batch, **{factor: degrees}))
+    if intrinsic:
+        from keras_dcign.directions import walk
+
+        if directions is None:
+            raise ValueError("factor='intrinsic' needs the preset's directions; got none.")
+        if frames < 2:
+            raise ValueError(f"frames={frames} is invalid; expected at least 2.")
+        image = to_model_input(pixels, model.image_size, model.channels, crop)
+        sweep = walk(model, image, directions, direction, frames)
+    else:
+        check_traversal(model.calibration, factor, frames)
+        low, high = model.calibration.factors[factor]["range"]
+        degrees = np.linspace(low, high, frames)
+        image = to_model_input(pixels, model.image_size, model.channels, crop)
+        batch = np.repeat(image[None], frames, axis=0)
+        sweep = ops.convert_to_numpy(model.rerender(batch, **{factor: degrees}))
     pictures = [
         Image.fromarray(
             np.round(np.clip(f[..., 0] if f.shape[-1] == 1 else f, 0, 1) * 255).astype("uint8")

@@ -358,6 +358,9 @@ def test_init_from_starts_from_a_presets_weights_and_keeps_its_lineage(tmp_path,
     metadata = json.loads((second.preset_dir / "metadata.json").read_text())
     assert [s["images"] for s in metadata["lineage"]] == [18, 12]
     assert metadata["images_seen_in_all"] == 30
+    # Every trained preset carries its intrinsic directions for `dcign traverse`.
+    directions = json.loads((second.preset_dir / "intrinsic_directions.json").read_text())
+    assert len(directions["directions"]) == 8 and directions["split"] == "train"
     assert metadata["recipe"]["init_from"] == str(first.preset_dir)
     card = (second.preset_dir / "README.md").read_text()
     assert "images seen in all, over 2 segments: 30" in card

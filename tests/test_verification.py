@@ -142,3 +142,50 @@ def test_dcign_render_identity_from_writes_a_named_output(tmp_path, verified_pre
         cli, ["render", str(a), "--identity-from", str(b), "--out", str(b)]
     )
     assert refused.exit_code == 1 and "b.png" in refused.output
+
+
+def test_intrinsic_directions_are_fitted_stored_and_walked(tmp_path, faces_64):
+    from keras_dcign.directions import (
+        fit_intrinsic_directions,
+        load_intrinsic_directions,
+        save_intrinsic_directions,
+        walk,
+    )
+
+    record = fit_intrinsic_directions(faces_64, people=60, directions=4)
+    directions = np.asarray(record["directions"])
+    np.testing.assert_allclose(directions @ directions.T, np.eye(4), atol=1e-6)
+    assert record["std"] == sorted(record["std"], reverse=True) and record["std"][0] > 0
+    preset = tmp_path / "preset"
+    preset.mkdir()
+    save_intrinsic_directions(preset, record)
+    assert load_intrinsic_directions(preset, faces_64)["units"] == record["units"]
+    image = faces.render(int(faces.identities("test")[2]), image_size=64)[..., None]
+    frames = walk(faces_64, image, record, direction=0, frames=5)
+    assert frames.shape == (5, 64, 64, 1)
+    # The walk changes the face, most at its ends, and least in the middle (the face itself).
+    change = np.mean((frames - frames[2]) ** 2, axis=(1, 2, 3))
+    assert change[0] > 1e-4 and change[-1] > 1e-4 and change[2] == 0
+    with pytest.raises(ValueError, match="direction=4 is invalid; expected an integer from 0 to 3"):
+        walk(faces_64, image, record, direction=4)
+    with pytest.raises(ValueError, match="has no intrinsic directions"):
+        load_intrinsic_directions(tmp_path)
+
+
+def test_dcign_traverse_intrinsic_walks_a_presets_direction(tmp_path, verified_preset):
+    from keras_dcign.directions import fit_intrinsic_directions, save_intrinsic_directions
+
+    a = _png(tmp_path / "a.png", 0)
+    args = ["traverse", str(a), "--factor", "intrinsic", "--frames", "4"]
+    missing = CliRunner().invoke(cli, [*args, "--preset", str(verified_preset)])
+    assert missing.exit_code == 1 and "has no intrinsic directions" in missing.output
+    model = keras_dcign.from_preset(str(verified_preset))
+    save_intrinsic_directions(verified_preset, fit_intrinsic_directions(model, 20, 2))
+    result = CliRunner().invoke(cli, [*args, "--direction", "1", "--preset", str(verified_preset)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a_intrinsic-1_sweep.gif").exists()
+    assert (tmp_path / "a_intrinsic-1_sweep.png").exists()
+    beyond = CliRunner().invoke(cli, [*args, "--direction", "2", "--preset", str(verified_preset)])
+    assert beyond.exit_code == 1 and "has directions 0 to 1" in beyond.output
+    wrong = CliRunner().invoke(cli, ["traverse", str(a), "--factor", "light", "--direction", "1"])
+    assert wrong.exit_code == 2 and "--direction goes with --factor intrinsic" in wrong.output

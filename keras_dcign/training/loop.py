@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_dcign.compute import describe as describe_compute
+from keras_dcign.directions import fit_intrinsic_directions, save_intrinsic_directions
 from keras_dcign.files import atomic_write, check_distinct, check_output_folder
 from keras_dcign.training.callbacks import StopAfter, TrainingProgress
 from keras_dcign.training.card import describe_machine, model_card
@@ -172,6 +173,7 @@ def train(
     preset_dir = model.save_to_preset(
         run_dir / "preset", metadata=metadata, card=model_card(config, metadata), float16=True
     )
+    save_intrinsic_directions(preset_dir, fit_intrinsic_directions(model, seed=seed))
     return TrainResult(preset_dir, run_dir, done - start, seconds, history, start)
 
 
