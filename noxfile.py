@@ -34,7 +34,7 @@ def tests(session):
         session.error(f"DCIGN_BACKENDS: unknown {unknown}; expected some of {list(BACKENDS)}")
     independent = "jax" if "jax" in backends else backends[0]
     session.install(TORCH)
-    session.install(".[jax,torch,tfp,dev,eval]", "pytest-xdist")
+    session.install(".[jax,torch,tfp,dev,eval,crop]", "pytest-xdist")
     failed = []
     for backend in backends:
         session.log(f"KERAS_BACKEND={backend}")

@@ -88,3 +88,57 @@ def test_traverse_writes_a_gif_and_a_grid(tmp_path, calibrated):
     assert Image.open(grid).size == (8 * 32, 2 * 32)
     with pytest.raises(ValueError, match="factor='hair'"):
         traverse_file(calibrated, tmp_path / "face.png", "hair")
+
+
+# A photograph shipped with scikit-image (NASA's portrait of Eileen Collins, public domain):
+# her face lies within this box of the 512x512 picture.
+FACE_IN_ASTRONAUT = (150, 40, 300, 190)
+
+
+def _photograph(tmp_path, mode, fmt):
+    skimage_data = pytest.importorskip("skimage.data")
+    pixels = skimage_data.astronaut()
+    image = Image.fromarray(pixels)
+    if mode == "RGBA":
+        image.putalpha(255)
+    elif mode == "L":
+        image = image.convert("L")
+    path = tmp_path / f"photo.{fmt}"
+    image.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "mode, fmt", [("RGB", "png"), ("RGB", "jpg"), ("L", "png"), ("L", "jpg"), ("RGBA", "png")]
+)
+def test_crop_auto_finds_the_face_in_a_photograph(tmp_path, mode, fmt):
+    pytest.importorskip("cv2")
+    from keras_dcign.rendering import _face_box, read_image
+
+    path = _photograph(tmp_path, mode, fmt)
+    pixels = read_image(path)
+    box = _face_box(Image.fromarray(np.round(pixels[..., 0] * 255).astype("uint8")))
+    left, top, right, bottom = box
+    face_left, face_top, face_right, face_bottom = FACE_IN_ASTRONAUT
+    assert left <= face_left and top <= face_top and right >= face_right and bottom >= face_bottom
+    assert right - left < 512 * 0.6  # the face, not the whole picture
+    auto = load_image(path, 64, crop="auto")
+    centre = load_image(path, 64, crop="center")
+    assert auto.shape == centre.shape == (64, 64, 1)
+    assert np.mean((auto - centre) ** 2) > 1e-3
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_dcign_render_crop_auto_runs_on_a_photograph(tmp_path, calibrated, fmt):
+    pytest.importorskip("cv2")
+    from click.testing import CliRunner
+    from keras_dcign_cli.main import cli
+
+    preset = calibrated.save_to_preset(tmp_path / "tiny", card="# Tiny\n")
+    path = _photograph(tmp_path, "RGB", fmt)
+    result = CliRunner().invoke(
+        cli, ["render", str(path), "--crop", "auto", "--light", "left", "--preset", str(preset)]
+    )
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "photo_light-left.png") as out:
+        assert out.size == (32, 32)
