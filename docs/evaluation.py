@@ -86,6 +86,31 @@ def rows(metrics, names):
         ("dci", "DCI disentanglement", ""),
     ):
         table.append([label, target] + [cell(n, lambda m, k=key: m[k], "{:.3f}") for n in names])
+    table.append(
+        ["verification equal error rate (threshold)", ""]
+        + [
+            cell(n, lambda m: m["verification"]["equal_error_rate"], "{:.3f}")
+            + cell(n, lambda m: m["verification"]["threshold"], " ({:.3f})")
+            for n in names
+        ]
+    )
+    for case, target in (
+        ("azimuth +40", "≥ 16 of 20"),
+        ("azimuth -40", "≥ 16 of 20"),
+        ("elevation +20", ""),
+        ("light -60", "≥ 19 of 20"),
+    ):
+        table.append(
+            [f"re-rendered from frontal, {case}: people identified", target]
+            + [
+                cell(n, lambda m, c=case: m["turn_check"][c]["identified"], "{} of 20")
+                for n in names
+            ]
+        )
+    table.append(
+        ["identity code spread: one person turning 40° ÷ between people", ""]
+        + [cell(n, lambda m: m["intrinsic_spread"]["ratio"], "{:.2f}") for n in names]
+    )
     return table
 
 

@@ -56,6 +56,10 @@ def _check_schema(metrics):
         assert 0 <= check["identified"] <= check["people"] == len(check["nearest"])
     spread = metrics["intrinsic_spread"]
     assert spread["ratio"] == pytest.approx(spread["within"] / spread["between"])
+    swap = metrics["identity_swap"]
+    assert swap["people"] == metrics["settings"]["turn_people"]
+    assert 0 <= swap["identified"] <= swap["people"] and swap["mse"] > 0
+    assert -1 <= swap["ssim"] <= 1 and swap["reconstruction_mse"] > 0
     verification = metrics["verification"]
     assert 0 <= verification["equal_error_rate"] <= 1 and -1 <= verification["threshold"] <= 1
     assert 0 <= metrics["mig"] <= 1

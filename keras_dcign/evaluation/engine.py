@@ -94,6 +94,11 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
         - verification: the equal-error threshold of those pairs' cosine
           similarity, its equal error rate and the pairs' counts (what
           `dcign verify` uses once stored in a preset).
+        - identity_swap: one person's pose and light with another's identity
+          (`rerender(identity_from=)`) against the renderer's picture of that,
+          beside the reconstruction of the truth, and how many swaps are
+          nearest their own truth among the held-out people
+          (`probes.identity_swap`).
         - identity_auc: verification ROC AUC of same-person pairs against
           different-person pairs, by cosine similarity of the code without
           its pose and light units, across random pose and light.
@@ -163,6 +168,7 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
         advance()
         turn = probes.turn_check(model, people=options["turn_people"], split=split)
         spread = probes.intrinsic_spread(model, people=options["turn_people"], split=split)
+        swap = probes.identity_swap(model, people=options["turn_people"], split=split, seed=seed)
         advance()
         disentanglement = _disentanglement(model, renderer, people, ranges, options, seed, advance)
 
@@ -174,6 +180,7 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
         "verification": verification,
         "turn_check": turn,
         "intrinsic_spread": spread,
+        "identity_swap": swap,
         "mig": disentanglement["mig"]["mig"],
         "factorvae": disentanglement["factorvae"]["eval_accuracy"],
         "betavae": disentanglement["betavae"]["eval_accuracy"],

@@ -63,6 +63,18 @@ def summary_rows(metrics):
         *(
             [
                 (
+                    "identity swap (A's pose and light, B's person) MSE (SSIM)",
+                    f"{swap['mse']:.4f} ({swap['ssim']:.3f}); reconstruction "
+                    f"{swap['reconstruction_mse']:.4f} ({swap['reconstruction_ssim']:.3f}); "
+                    f"{_identified(swap)} identified",
+                )
+            ]
+            if (swap := metrics.get("identity_swap"))
+            else []
+        ),
+        *(
+            [
+                (
                     "identity code spread, one person turning 40° ÷ between people",
                     f"{spread['ratio']:.2f} ({spread['within']:.2f} / {spread['between']:.2f})",
                 )
