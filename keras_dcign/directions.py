@@ -25,6 +25,7 @@ def fit_intrinsic_directions(model, people=400, directions=8, split="train", see
 
     Example:
 
+    >>> from keras_dcign.directions import fit_intrinsic_directions
     >>> model = keras_dcign.from_preset("faces_64")
     >>> record = fit_intrinsic_directions(model, people=40, directions=3)
     >>> len(record["directions"]), len(record["directions"][0]) == len(record["units"])

@@ -99,6 +99,7 @@ def fit_scene(
     Example:
 
     >>> from keras_dcign.datasets import faces
+    >>> from keras_dcign.inference import fit_scene
     >>> model = keras_dcign.from_preset("faces_64")
     >>> image = faces.render(9001, azimuth=30.0, image_size=64)[..., None]
     >>> fit = fit_scene(model, image, simulations=400, rounds=2)

@@ -31,7 +31,7 @@ def identity_embedding(model, images, batch_size=64):
     >>> from keras_dcign.datasets import faces
     >>> model = keras_dcign.from_preset("faces_64")
     >>> images = faces.render([3, 3, 4], azimuth=[0, 30, 0], image_size=64)[..., None]
-    >>> identity_embedding(model, images).shape
+    >>> keras_dcign.identity_embedding(model, images).shape
     (3, 197)
     """
     from keras_dcign.calibration import encode_means

@@ -42,6 +42,7 @@ def rerender_identification(model, factor, value, people=TURN_PEOPLE, split="tes
 
     Example:
 
+    >>> from keras_dcign.evaluation.probes import rerender_identification
     >>> model = keras_dcign.from_preset("faces_64")
     >>> check = rerender_identification(model, "light", -60.0, people=4)
     >>> check["people"], 0 <= check["identified"] <= 4

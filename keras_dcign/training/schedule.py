@@ -24,6 +24,7 @@ class DecayOverLast(keras.optimizers.schedules.LearningRateSchedule):
 
     Example:
 
+    >>> from keras_dcign import DecayOverLast
     >>> schedule = DecayOverLast(1e-3, total_steps=100, fraction=0.5)
     >>> [round(float(schedule(step)), 6) for step in (0, 50, 75, 100, 200)]
     [0.001, 0.001, 0.000525, 5e-05, 5e-05]
