@@ -65,6 +65,8 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
     assert "preset written to" in out and "Held-out reconstruction MSE" in out
+    # stdout carries the results only; the progress bars go to stderr.
+    assert [line.split()[0] for line in out.splitlines()] == ["Resumed", "Held-out"], out
     assert latest.read_text() == "step-00000060"
     checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert checkpoints == ["latest", "step-00000055", "step-00000060"], checkpoints

@@ -28,6 +28,7 @@ def progress_bar(enabled, description, total):
     """A rich progress bar (or a stand-in that does nothing)."""
     if not enabled:
         return _Silent()
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -36,8 +37,9 @@ def progress_bar(enabled, description, total):
         TimeRemainingColumn,
     )
 
+    # On stderr: stdout carries only the command's results.
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn())
+                   TimeRemainingColumn(), console=Console(stderr=True))
     bar.task = bar.add_task(description, total=total)
     return bar
 

@@ -3,6 +3,7 @@
 import time
 
 import keras
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
@@ -27,6 +28,7 @@ class TrainingProgress(keras.callbacks.Callback):
             TextColumn("{task.fields[stats]}"),
             TimeRemainingColumn(),
             transient=False,
+            console=Console(stderr=True),  # stdout carries only the command's results
         )
 
     def on_train_begin(self, logs=None):
