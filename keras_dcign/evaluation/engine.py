@@ -12,6 +12,7 @@ import contextlib
 import numpy as np
 
 from keras_dcign.evaluation import probes, scores
+from keras_dcign.evaluation.probes import mse, ssim
 from keras_dcign.verification import fit_threshold
 
 FACTORS = ("azimuth", "elevation", "light")
@@ -315,34 +316,15 @@ def _rerender_errors(model, renderer, people, ranges, options, seed, advance):
             [ops.convert_to_numpy(model(truth[k : k + 64])) for k in range(0, len(truth), 64)]
         )
         results[factor] = {
-            "mse": _mse(rerendered, truth[target]),
-            "ssim": _ssim(rerendered, truth[target]),
-            "reconstruction_mse": _mse(reconstruction, truth),
-            "reconstruction_ssim": _ssim(reconstruction, truth),
-            "input_baseline_mse": _mse(truth[source], truth[target]),
-            "input_baseline_ssim": _ssim(truth[source], truth[target]),
+            "mse": mse(rerendered, truth[target]),
+            "ssim": ssim(rerendered, truth[target]),
+            "reconstruction_mse": mse(reconstruction, truth),
+            "reconstruction_ssim": ssim(reconstruction, truth),
+            "input_baseline_mse": mse(truth[source], truth[target]),
+            "input_baseline_ssim": ssim(truth[source], truth[target]),
         }
         advance()
     return results
-
-
-def _mse(a, b):
-    return float(np.mean((np.asarray(a, "float64") - np.asarray(b, "float64")) ** 2))
-
-
-def _ssim(a, b):
-    """Mean SSIM (scikit-image, data range 1) over a batch of (H, W, C) images."""
-    try:
-        from skimage.metrics import structural_similarity
-    except ImportError as error:
-        raise ImportError(
-            "keras_dcign.evaluate needs scikit-image: pip install 'keras-dcign[eval]'"
-        ) from error
-    values = [
-        structural_similarity(x, y, data_range=1.0, channel_axis=-1)
-        for x, y in zip(np.asarray(a, "float64"), np.asarray(b, "float64"))
-    ]
-    return float(np.mean(values))
 
 
 def _identity_auc(model, renderer, people, ranges, rest, options, seed):

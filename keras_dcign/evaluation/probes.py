@@ -123,8 +123,6 @@ def identity_swap(model, people=TURN_PEOPLE, split="test", seed=0):
 
     from keras_dcign.calibration import factor_ranges
     from keras_dcign.datasets import faces
-    from keras_dcign.evaluation.engine import _mse, _ssim
-
     who = np.asarray(faces.identities(split))[:people]
     rng = np.random.default_rng([seed, 29])
     # The middle half of each range, where every model was trained densely.
@@ -148,10 +146,30 @@ def identity_swap(model, people=TURN_PEOPLE, split="test", seed=0):
     distance = np.mean((swapped[None] - candidates) ** 2, axis=(2, 3, 4))  # (person, scene)
     nearest = np.argmin(distance, axis=0)
     return {
-        "mse": _mse(swapped, truth),
-        "ssim": _ssim(swapped, truth),
-        "reconstruction_mse": _mse(reconstruction, truth),
-        "reconstruction_ssim": _ssim(reconstruction, truth),
+        "mse": mse(swapped, truth),
+        "ssim": ssim(swapped, truth),
+        "reconstruction_mse": mse(reconstruction, truth),
+        "reconstruction_ssim": ssim(reconstruction, truth),
         "identified": int(np.sum(nearest == (np.arange(len(who)) + 1) % len(who))),
         "people": int(len(who)),
     }
+
+
+def mse(a, b):
+    """Mean squared error of two batches of images."""
+    return float(np.mean((np.asarray(a, "float64") - np.asarray(b, "float64")) ** 2))
+
+
+def ssim(a, b):
+    """Mean SSIM (scikit-image, data range 1) over a batch of (H, W, C) images."""
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError as error:
+        raise ImportError(
+            "keras_dcign.evaluate needs scikit-image: pip install 'keras-dcign[eval]'"
+        ) from error
+    values = [
+        structural_similarity(x, y, data_range=1.0, channel_axis=-1)
+        for x, y in zip(np.asarray(a, "float64"), np.asarray(b, "float64"))
+    ]
+    return float(np.mean(values))
