@@ -68,7 +68,7 @@ def _compared_with_bundled(preset_dir):
     theirs = bundled.get("heldout_reconstruction_mse")
     if theirs is None or mine.get("image_size") != bundled.get("image_size"):
         return line + " (dcign evaluate PRESET measures the rest)."
-    images = bundled["steps"] * bundled["recipe"]["batch_size"]
+    images = bundled.get("images_seen_in_all") or bundled["steps"] * bundled["recipe"]["batch_size"]
     return (
         f"{line}; the bundled faces_64, trained on {images:,} images, reaches {theirs:.5f} "
         "(dcign zoo info faces_64)."

@@ -109,6 +109,13 @@ CANDIDATES = {
         [],
         [],
     ),
+    "finetune_long": (
+        "the long run that became the bundled faces_64: the bundled preset fine-tuned for "
+        "1,000,000 images with invariance strength 20, a quarter plain-VAE MIXED batches and "
+        "the learning rate decayed over the last 30% (measured from its run folder)",
+        [],
+        [],
+    ),
     "finetune_s10": (
         "the bundled faces_64 fine-tuned on the monovariant batches with invariance strength 10 "
         "(the pull of each clamped latent to its batch mean; the recipe's is 0.01), learning "
@@ -131,6 +138,7 @@ CANDIDATES = {
 BUNDLED_POINTS = {
     "paper_bernoulli": ("zoo/faces_64", 48_000),
     "finetune_none": ("zoo/faces_64", 0),
+    "finetune_long": ("runs/faces_64_long/preset", 1_000_000),
 }
 TEST_FACES = 4
 

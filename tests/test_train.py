@@ -184,20 +184,23 @@ def test_pretrain_steps_train_the_first_batches_as_a_plain_vae():
     assert [int(g[0]) for g in first[3:]] == plain[3:]
 
 
+def _tagged(tag):
+    """A batch source whose step k yields `(tag, k)`."""
+
+    def generate(start):
+        step = start
+        while True:
+            yield tag, step
+            step += 1
+
+    return generate
+
+
 @pytest.mark.backend_independent
 def test_mixed_pretraining_switches_sources_at_the_pretrain_step():
     from keras_dcign.training.data import _switch_at
 
-    def source(tag):
-        def generate(start):
-            step = start
-            while True:
-                yield tag, step
-                step += 1
-
-        return generate
-
-    switched = _switch_at(3, source("mixed"), source("mono"))
+    switched = _switch_at(3, _tagged("mixed"), _tagged("mono"))
     got = [b for b, _ in zip(switched(1), range(5))]
     assert got == [("mixed", 1), ("mixed", 2), ("mono", 3), ("mono", 4), ("mono", 5)]
     # A resumed run past the switch reads the monovariant source at its own step.
@@ -279,16 +282,7 @@ def test_a_bfloat16_run_trains_in_bfloat16_and_writes_a_float32_preset(tmp_path,
 def test_plain_fraction_interleaves_plain_batches_the_same_way_after_a_resume():
     from keras_dcign.training.data import _interleave
 
-    def source(tag):
-        def generate(start):
-            step = start
-            while True:
-                yield tag, step
-                step += 1
-
-        return generate
-
-    mixed = _interleave(0.25, 0, source("plain"), source("mono"))
+    mixed = _interleave(0.25, 0, _tagged("plain"), _tagged("mono"))
     run = [b for b, _ in zip(mixed(0), range(6000))]
     plain = [b for b in run if b[0] == "plain"]
     assert 0.2 < len(plain) / len(run) < 0.3
@@ -299,7 +293,7 @@ def test_plain_fraction_interleaves_plain_batches_the_same_way_after_a_resume():
     # A run resumed at any step (across the draw blocks too) continues the same stream.
     for start in (1, 777, 4096, 5000):
         assert [b for b, _ in zip(mixed(start), range(6000 - start))] == run[start:]
-    assert [b for b, _ in zip(_interleave(0.0, 0, source("p"), source("m"))(0), range(50))] == [
+    assert [b for b, _ in zip(_interleave(0.0, 0, _tagged("p"), _tagged("m"))(0), range(50))] == [
         ("m", k) for k in range(50)
     ]
 

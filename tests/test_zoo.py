@@ -83,3 +83,17 @@ def test_faces_64_rerenders_keep_the_person(factor):
     distance = np.mean((out[:, None, ..., 0] - truth[None]) ** 2, axis=(2, 3))
     nearest = np.argmin(distance, axis=1)
     assert np.sum(nearest == np.arange(len(people))) >= at_least, nearest
+
+
+# The turn check of `dcign evaluate` on the bundled faces_64: of the first 20 held-out people,
+# re-rendered from a frontal picture, how many are nearest their own true picture (chance: 1).
+# Measured on the preset as bundled, less a margin of two people for the backends' rounding.
+TURN_CHECK_AT_LEAST = {"azimuth +40": 0, "azimuth -40": 0, "light -60": 0}
+
+
+def test_faces_64_keeps_the_person_when_turned_and_relit():
+    from keras_dcign.evaluation import probes
+
+    checks = probes.turn_check(keras_dcign.from_preset("faces_64"))
+    for case, at_least in TURN_CHECK_AT_LEAST.items():
+        assert checks[case]["identified"] >= at_least, (case, checks[case])
