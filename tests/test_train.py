@@ -361,12 +361,28 @@ def test_init_from_starts_from_a_presets_weights_and_keeps_its_lineage(tmp_path,
     card = (second.preset_dir / "README.md").read_text()
     assert "images seen in all, over 2 segments: 30" in card
     assert "2. 12 images: `dcign train --init-from a`" in card
+    # The run keeps the lineage it started from: a resume does not re-read the preset, which
+    # may have changed since (here: retrained to 99 steps).
+    source_metadata = first.preset_dir / "metadata.json"
+    source_metadata.write_text(json.dumps(dict(json.loads(source_metadata.read_text()), steps=99)))
+    resumed = train(
+        tmp_path / "b",
+        resume=True,
+        steps=3,
+        checkpoint_every=1,
+        init_from=str(first.preset_dir),
+        learning_rate=1e-30,
+        pretrain_steps=0,
+        **tiny,
+    )
+    lineage = json.loads((resumed.preset_dir / "metadata.json").read_text())["lineage"]
+    assert [s["images"] for s in lineage] == [18, 18]
     # A third run continues the lineage: every segment, in order.
     third = train(
         tmp_path / "c", steps=1, checkpoint_every=1, init_from=str(second.preset_dir), **tiny
     )
     lineage = json.loads((third.preset_dir / "metadata.json").read_text())["lineage"]
-    assert [s["images"] for s in lineage] == [18, 12, 6]
+    assert [s["images"] for s in lineage] == [18, 18, 6]
     with pytest.raises(ValueError, match=r"its feature_maps is 8, but this run's is 16"):
         wider = dict(tiny, feature_maps=16)
         train(tmp_path / "d", steps=1, init_from=str(first.preset_dir), **wider)

@@ -25,6 +25,9 @@ from keras_dcign.training.checkpoint import (
 from keras_dcign.training.data import batch_source
 from keras_dcign.training.recipes import PRECISIONS, images_per_step, recipe, resumed_recipe
 
+# A run folder's record of the training segments behind its starting weights.
+LINEAGE_FILE = "lineage.json"
+
 
 @dataclasses.dataclass
 class TrainResult:
@@ -113,10 +116,18 @@ def train(
     compute = describe_compute(settings, keras.backend.backend())
     model = build_model(settings, seed, compute)
     start = restore_checkpoint(model, existing) if (resume and existing is not None) else 0
-    lineage = initial_lineage(settings["init_from"])
+    # The segments behind the starting weights, read when the run starts and kept in the run
+    # folder: a resumed run must not re-read a preset that may have changed since.
+    lineage_path = run_dir / LINEAGE_FILE
+    if start and lineage_path.is_file():
+        lineage = json.loads(lineage_path.read_text())
+    else:
+        lineage = initial_lineage(settings["init_from"])
     if settings["init_from"] and not start:
         init_from_preset(model, settings["init_from"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not lineage_path.is_file():
+        atomic_write(lineage_path, json.dumps(lineage))
     # Written whole or not at all: a resumed run reads it back.
     recipe_json = json.dumps(dict(settings, config=config, seed=seed)).encode()
     atomic_write(run_dir / "recipe.json", recipe_json)
