@@ -67,9 +67,10 @@ def test_faces_64_reads_light_and_azimuth_and_beats_the_unchanged_input():
 
 
 # Of 12 held-out people re-rendered, how many are nearest (MSE) to their own true picture at the
-# new angle rather than to one of the other 11 people's (chance: 1 in 12). The former preset,
-# which drew a featureless head, kept 3 of 12 under the relight and 4 under the turn.
-KEEPS_THE_PERSON = {"light": (40.0, 9), "azimuth": (30.0, 4)}
+# new angle rather than to one of the other 11 people's (chance: 1 in 12). A preset that drew a
+# featureless head kept 3 of 12 under the relight and 4 under the turn; the bundled one
+# (1,606,020 images) keeps 12 and 11.
+KEEPS_THE_PERSON = {"light": (40.0, 10), "azimuth": (30.0, 9)}
 
 
 @pytest.mark.parametrize("factor", sorted(KEEPS_THE_PERSON))
@@ -88,7 +89,7 @@ def test_faces_64_rerenders_keep_the_person(factor):
 # The turn check of `dcign evaluate` on the bundled faces_64: of the first 20 held-out people,
 # re-rendered from a frontal picture, how many are nearest their own true picture (chance: 1).
 # Measured on the preset as bundled, less a margin of two people for the backends' rounding.
-TURN_CHECK_AT_LEAST = {"azimuth +40": 0, "azimuth -40": 0, "light -60": 0}
+TURN_CHECK_AT_LEAST = {"azimuth +40": 12, "azimuth -40": 12, "light -60": 18}
 
 
 def test_faces_64_keeps_the_person_when_turned_and_relit():
