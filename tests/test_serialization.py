@@ -95,7 +95,9 @@ def test_a_preset_loads_with_plain_keras(tmp_path):
 
 @pytest.mark.parametrize("name", ["faces_64", "faces_64_entangled", "faces_basel"])
 def test_bundled_presets_load_from_their_earlier_config_layout(name, tmp_path):
-    """The bundled presets as they were before configs were serialized: the same model."""
+    """The bundled presets in the layout used before configs were serialized (bare
+    constructor arguments): the same model. `faces_64`'s file has the retrained preset's
+    invariance strength."""
     from keras_dcign.zoo import ZOO_DIR
 
     bundled = Path(ZOO_DIR) / name
