@@ -33,12 +33,11 @@ def fit_intrinsic_directions(model, people=400, directions=8, split="train", see
     """
     from keras_dcign.calibration import encode_means
     from keras_dcign.datasets import faces
+    from keras_dcign.evaluation.probes import render_for
 
     rng = np.random.default_rng([seed, 23])
     who = rng.choice(np.asarray(faces.identities(split)), size=int(people), replace=False)
-    color_mode = "rgb" if getattr(model, "channels", 1) == 3 else "grayscale"
-    images = faces.render(who, image_size=model.image_size, color_mode=color_mode)
-    images = (images[..., None] if images.ndim == 3 else images).astype("float32")
+    images = render_for(model, who)
     units = model.identity_units()
     codes = encode_means(model, images)[:, units].astype("float64")
     mean = codes.mean(axis=0)

@@ -192,7 +192,6 @@ class _Prior:
     +-3 (as the generator draws people). A scene is one row: three angles, then coefficients."""
 
     def __init__(self, faces):
-        self.faces = faces
         ranges = (faces.AZIMUTH_RANGE, faces.ELEVATION_RANGE, faces.LIGHT_RANGE)
         self.low = np.array([low for low, _ in ranges], dtype="float64")
         self.high = np.array([high for _, high in ranges], dtype="float64")
@@ -218,17 +217,6 @@ class _Prior:
         samples["coefficients"] = theta[:, 3:].astype("float32")
         return samples
 
-    def render(self, theta, image_size, color_mode):
-        images = self.faces.render(
-            theta[:, 3:].astype("float32"),
-            azimuth=theta[:, 0],
-            elevation=theta[:, 1],
-            light=theta[:, 2],
-            image_size=image_size,
-            color_mode=color_mode,
-        )
-        return images[..., None] if images.ndim == 3 else images
-
 
 class _Statistic:
     """Renders scenes and measures each one's distance to the observed image's statistic.
@@ -240,7 +228,6 @@ class _Statistic:
 
     def __init__(self, model, statistic, image, prior):
         self.model, self.statistic, self.prior = model, statistic, prior
-        self.color_mode = "rgb" if model.channels == 3 else "grayscale"
         self.observed = self.values(image[None])[0]
 
     def values(self, images):
@@ -260,6 +247,8 @@ class _Statistic:
         return np.stack(columns, axis=1) / (self.prior.high - self.prior.low)
 
     def distance(self, theta):
-        images = self.prior.render(theta, self.model.image_size, self.color_mode)
-        values = self.values(images.astype("float32"))
+        from keras_dcign.evaluation.probes import render_for
+
+        scene = dict(zip(ANGLES, theta[:, :3].T))
+        values = self.values(render_for(self.model, theta[:, 3:].astype("float32"), **scene))
         return np.sqrt(np.sum((values - self.observed) ** 2, axis=1))

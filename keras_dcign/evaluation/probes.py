@@ -15,15 +15,23 @@ TURN_CASES = (("azimuth", 40.0), ("azimuth", -40.0), ("elevation", 20.0), ("ligh
 TURN_PEOPLE = 20
 
 
+def render_for(model, identity, **scene):
+    """Faces drawn the way `model` sees them: float32 `(n, H, W, C)` at its size and channels.
+
+    `identity` is ids or coefficient vectors, `scene` the angles, as for `faces.render`.
+    """
+    from keras_dcign.datasets import faces
+
+    color_mode = "rgb" if getattr(model, "channels", 1) == 3 else "grayscale"
+    images = faces.render(identity, image_size=model.image_size, color_mode=color_mode, **scene)
+    return (images[..., None] if images.ndim == 3 else images).astype("float32")
+
+
 def frontal_people(model, people=TURN_PEOPLE, split="test", **angles):
     """The first `people` of a split rendered for `model` (frontal unless `angles` say)."""
     from keras_dcign.datasets import faces
 
-    who = np.asarray(faces.identities(split))[:people]
-    color_mode = "rgb" if getattr(model, "channels", 1) == 3 else "grayscale"
-    images = faces.render(who, image_size=model.image_size, color_mode=color_mode, **angles)
-    images = images[..., None] if images.ndim == 3 else images
-    return images.astype("float32")
+    return render_for(model, np.asarray(faces.identities(split))[:people], **angles)
 
 
 def rerender_identification(model, factor, value, people=TURN_PEOPLE, split="test"):
@@ -123,6 +131,7 @@ def identity_swap(model, people=TURN_PEOPLE, split="test", seed=0):
 
     from keras_dcign.calibration import factor_ranges
     from keras_dcign.datasets import faces
+
     who = np.asarray(faces.identities(split))[:people]
     rng = np.random.default_rng([seed, 29])
     # The middle half of each range, where every model was trained densely.
@@ -130,19 +139,15 @@ def identity_swap(model, people=TURN_PEOPLE, split="test", seed=0):
         f: rng.uniform(0.75 * low + 0.25 * high, 0.25 * low + 0.75 * high, len(who))
         for f, (low, high) in factor_ranges().items()
     }
-    color_mode = "rgb" if getattr(model, "channels", 1) == 3 else "grayscale"
-
-    def draw(identity, **scene):
-        images = faces.render(identity, image_size=model.image_size, color_mode=color_mode, **scene)
-        return (images[..., None] if images.ndim == 3 else images).astype("float32")
-
-    sources = draw(who, **angles)
+    sources = render_for(model, who, **angles)
     donors = np.roll(who, -1)
-    swapped = ops.convert_to_numpy(model.rerender(sources, identity_from=draw(donors)))
-    truth = draw(donors, **angles)
+    swapped = ops.convert_to_numpy(model.rerender(sources, identity_from=render_for(model, donors)))
+    truth = render_for(model, donors, **angles)
     reconstruction = ops.convert_to_numpy(model(truth))
     # Every person at every source's pose and light: candidates[k, i] is person k at scene i.
-    candidates = np.stack([draw(np.full(len(who), person), **angles) for person in who])
+    candidates = np.stack(
+        [render_for(model, np.full(len(who), person), **angles) for person in who]
+    )
     distance = np.mean((swapped[None] - candidates) ** 2, axis=(2, 3, 4))  # (person, scene)
     nearest = np.argmin(distance, axis=0)
     return {
