@@ -34,7 +34,7 @@ def tests(session):
         session.error(f"DCIGN_BACKENDS: unknown {unknown}; expected some of {list(BACKENDS)}")
     independent = "jax" if "jax" in backends else backends[0]
     session.install(TORCH)
-    session.install(".[jax,torch,tfp,dev,eval,crop]", "pytest-xdist")
+    session.install(".[jax,torch,tfp,dev,eval,crop,torch7]", "pytest-xdist")
     failed = []
     for backend in backends:
         session.log(f"KERAS_BACKEND={backend}")
@@ -53,8 +53,13 @@ def tests(session):
         session.error(f"pytest failed with KERAS_BACKEND={', '.join(failed)}")
 
 
+# One ruff for every checkout: another version may format a line differently.
+RUFF = "ruff==0.17.6"
+
+
 @nox.session
 def lint(session):
-    """ruff over the whole tree."""
-    session.install("ruff>=0.6")
+    """ruff's checks and its formatter over the whole tree (as .pre-commit-config.yaml)."""
+    session.install(RUFF)
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

@@ -69,8 +69,6 @@ JAX_ABLATION = (
     ("keras/jax (stock)", {"KERAS_DCIGN_JAX_CPU_LAYERS": "0", "KERAS_DCIGN_XLA_FLAGS": "0"}),
 )
 BASELINE = "torch-eager"
-# The precisions a row can run at (`keras_dcign.training.recipes.PRECISIONS`).
-PRECISION_NAMES = ("float32", "bfloat16")
 # The recipe `--recipe` times, and the row that is `dcign train` as it ran before
 # `batches_per_step` and the Keras/JAX formulation of the strided decoder: Keras' default
 # backend (TensorFlow), one monovariant batch per step, float32.
@@ -85,8 +83,10 @@ MAX_SPREAD = 2.0
 
 
 def feature_maps_for(size):
-    """The paper's 96 maps at 150 px, the CPU default of 32 at other sizes."""
-    return 96 if size == PAPER_SIZE else 32
+    """The paper recipe's maps at 150 px (96), the faces_64 recipe's at other sizes (32)."""
+    from keras_dcign.training.recipes import RECIPES
+
+    return RECIPES["faces_basel_paper" if size == PAPER_SIZE else "faces_64"].feature_maps
 
 
 def conv_layers(image_size, feature_maps, channels=1):
@@ -457,9 +457,11 @@ def precisions(args):
     if args.precisions == "auto":
         return ["float32", "bfloat16"] if has_bf16_units() else ["float32"]
     chosen = args.precisions.split(",")
-    unknown = sorted(set(chosen) - set(PRECISION_NAMES))
+    from keras_dcign.training.recipes import PRECISIONS
+
+    unknown = sorted(set(chosen) - set(PRECISIONS))
     if unknown:
-        raise SystemExit(f"--precisions has {unknown}; expected some of {list(PRECISION_NAMES)}.")
+        raise SystemExit(f"--precisions has {unknown}; expected some of {list(PRECISIONS)}.")
     return chosen
 
 
@@ -829,7 +831,7 @@ def _table(report, args):
         title = f"DC-IGN per-layer times (batch {BATCH_SIZE}, best of {args.repeats})"
         return title, report["columns"], report["rows"], layer_notes(report, args)
     if "recipe" in report:
-        title = f"dcign train --config {report['recipe']}: training throughput"
+        title = f"dcign train --recipe {report['recipe']}: training throughput"
         return (
             title,
             list(RECIPE_COLUMNS),

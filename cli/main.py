@@ -5,11 +5,14 @@ Keras is imported only inside commands that need it, so `dcign --help` and
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 
 import click
 from keras_dcign_cli.library import import_library
+
+from keras_dcign.training.recipes import RECIPES, Recipe
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -26,12 +29,24 @@ class _Group(click.Group):
         except Exception as error:
             if ctx.params.get("debug"):
                 raise
-            text = str(error).strip()
-            message = text.splitlines()[0] if text else type(error).__name__
-            if not isinstance(error, (ValueError, OSError, RuntimeError)):
-                # Not one of the library's own errors: say what kind it is.
-                message = f"{type(error).__name__}: {message}"
-            raise click.ClickException(message) from None
+            raise click.ClickException(_one_line(error)) from None
+
+
+def _one_line(error):
+    """An error as one line: the library's own message, or what the system said, in words."""
+    text = str(error).strip()
+    if isinstance(error, OSError) and error.strerror:
+        # "[Errno 28] No space left on device: 'x'" -> "x: No space left on device."
+        where = "" if error.filename is None else f"{error.filename}: "
+        return f"{where}{error.strerror}."
+    found = re.search(r"name = '([^']*)', errno = (\d+)", text)  # h5py's OSError
+    if isinstance(error, OSError) and found:
+        return f"{found.group(1)}: {os.strerror(int(found.group(2)))}."
+    message = text.splitlines()[0] if text else type(error).__name__
+    if not isinstance(error, (ValueError, OSError, RuntimeError)):
+        # Not one of the library's own errors: say what kind it is.
+        message = f"{type(error).__name__}: {message}"
+    return message
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,42 +90,63 @@ def _compared_with_bundled(preset_dir):
     )
 
 
-class _GaussianScale(click.ParamType):
-    """A positive number, or 'learned' / 'analytic'."""
+class _CheckedBySchema(click.ParamType):
+    """A recipe setting that its schema checks (a number or a name, for instance)."""
 
-    name = "SIGMA|learned|analytic"
+    def __init__(self, name, setting, metavar):
+        self._setting = (name, setting)
+        self.name = metavar
 
     def convert(self, value, param, ctx):
-        if value in ("learned", "analytic"):
-            return value
+        name, setting = self._setting
         try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = None
-        if number is None or not 0 < number < float("inf"):
-            self.fail(f"{value!r} is not a positive number, 'learned' or 'analytic'.", param, ctx)
-        return number
+            return setting.check(name, value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
-class _LibraryChoice(click.Choice):
-    """A choice among the keys of a library table, read when first needed (parsing the option,
-    or its command's --help), so that `dcign --help` does not load Keras."""
+def _recipe_options(command):
+    """One `dcign train` option per recipe setting, from `Recipe`'s schema (default None: the
+    recipe's own value)."""
+    for name, setting in reversed(Recipe.settings().items()):
+        if setting.kind is bool:
+            option = click.option(
+                setting.flag,
+                name,
+                flag_value=not getattr(Recipe(), name),
+                default=None,
+                help=setting.help,
+            )
+        else:
+            option = click.option(
+                "--" + name.replace("_", "-"),
+                name,
+                type=_option_type(name, setting),
+                default=None,
+                metavar="PRESET" if setting.kind == "preset" else None,
+                help=setting.help,
+            )
+        command = option(command)
+    return command
 
-    def __init__(self, module, table):
-        self._source = (module, table)
-        super().__init__(())
 
-    @property
-    def choices(self):
-        import importlib
+def _option_type(name, setting):
+    """The Click type that checks a recipe setting on the command line."""
+    if setting.kind == "scale":
+        return _CheckedBySchema(name, setting, "SIGMA|LEARNED|ANALYTIC")
+    if setting.choices:
+        return click.Choice(setting.choices)
+    if setting.kind in (int, float):
+        kind = click.IntRange if setting.kind is int else click.FloatRange
+        extra = {"min_open": setting.min_open} if setting.kind is float else {}
+        return kind(min=setting.minimum, max=setting.maximum, **extra)
+    return click.STRING
 
-        import_library()
-        module, table = self._source
-        return tuple(getattr(importlib.import_module(module), table))
 
-    @choices.setter
-    def choices(self, value):
-        pass  # always read from the library
+OVERWRITE_HELP = (
+    "Replace existing outputs that dcign did not write, or that hold other files "
+    "(never the installed package's)."
+)
 
 
 def _console():
@@ -122,89 +158,19 @@ def _console():
 @cli.command()
 @click.option("--dataset", type=click.Choice(["faces"]), default="faces", show_default=True)
 @click.option(
-    "--config",
+    "--recipe",
     "config",
-    type=_LibraryChoice("keras_dcign.training.recipes", "RECIPES"),
-    default="faces_64",
-    show_default=True,
-    help="Training recipe (see docs/recipes.md).",
-)
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps.")
-@click.option("--image-size", type=click.IntRange(min=16), default=None)
-@click.option("--feature-maps", type=click.IntRange(min=4), default=None)
-@click.option("--batch-size", type=click.IntRange(min=2), default=None)
-@click.option(
-    "--batches-per-step",
-    type=click.IntRange(min=1),
+    type=click.Choice(list(RECIPES)),
     default=None,
-    help="Monovariant batches side by side in one step, each clamped on its own.",
+    help="Training recipe (see docs/recipes.md).  [default: faces_64]",
 )
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "float32", "bfloat16"]),
-    default=None,
-    help="Compute precision of training (bfloat16: float32 weights, bfloat16 arithmetic; "
-    "auto, the default: bfloat16 where the CPU's bfloat16 units pay).",
-)
-@click.option(
-    "--jit-compile",
-    type=click.Choice(["auto", "on", "off"]),
-    default=None,
-    help="XLA-compile the training step (auto, the default: whichever is faster on this "
-    "backend and CPU).",
-)
-@click.option("--clamp", type=click.Choice(["mean", "first"]), default=None)
-@click.option("--invariance-strength", type=click.FloatRange(min=0), default=None)
-@click.option(
-    "--shape-bias",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Weight of SHAPE batches (1 = 1:1:1:1, 16 = the reference code).",
-)
-@click.option("--kl-weight", type=click.FloatRange(min=0), default=None)
-@click.option(
-    "--architecture",
-    type=click.Choice(["paper", "strided"]),
-    default=None,
-    help="Conv stack around the graphics code: the paper's, or strided convolutions.",
-)
-@click.option(
-    "--reconstruction",
-    type=click.Choice(["bernoulli", "gaussian"]),
-    default=None,
-    help="Pixel likelihood.",
-)
-@click.option(
-    "--gaussian-scale",
-    type=_GaussianScale(),
-    default=None,
-    help="Sigma of the Gaussian likelihood: a number, 'learned' or 'analytic'.",
-)
-@click.option(
-    "--pretrain-steps",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Train the first N steps as a plain VAE, then monovariant.",
-)
-@click.option(
-    "--pretrain-data",
-    type=click.Choice(["mixed", "monovariant"]),
-    default=None,
-    help="Batches of the plain-VAE steps: every factor varying, or the monovariant ones.",
-)
-@click.option(
-    "--entangled",
-    "monovariant",
-    flag_value=False,
-    default=None,
-    help="Train the paper's entangled baseline instead: a plain VAE on batches where "
-    "every factor varies.",
-)
+@click.option("--config", "config_alias", type=click.Choice(list(RECIPES)), hidden=True)
+@_recipe_options
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
     default=None,
-    help="Run folder (default: runs/<config>).",
+    help="Run folder (default: runs/<recipe>).",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option(
@@ -212,31 +178,6 @@ def _console():
     type=click.Path(exists=True, file_okay=False),
     default=None,
     help="Train on a dataset in the reference layout instead.",
-)
-@click.option(
-    "--cache-batches",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Batches of generated faces to cache and cycle through.",
-)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None)
-@click.option(
-    "--lr-decay",
-    type=click.FloatRange(min=0, max=1),
-    default=None,
-    help="Cosine-decay the learning rate over this last fraction of the run (0: constant).",
-)
-@click.option(
-    "--plain-fraction",
-    type=click.FloatRange(min=0, max=1),
-    default=None,
-    help="Fraction of the monovariant phase's steps trained as a plain VAE on MIXED batches.",
-)
-@click.option(
-    "--init-from",
-    default=None,
-    metavar="PRESET",
-    help="Start from a preset's weights (zoo name, folder or URL) with a fresh optimizer.",
 )
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option(
@@ -258,18 +199,30 @@ def _console():
     "command_backend",
     type=click.Choice(BACKENDS),
     default=None,
-    is_eager=True,  # set before --config's choices load the library (and Keras)
+    is_eager=True,
     expose_value=False,
     callback=lambda ctx, param, value: _set_backend(value),
     help="Keras backend for this run.",
 )
-def train(config, out, **options):
+def train(config, config_alias, out, **options):
     """Train a DC-IGN on generated faces and write a calibrated preset."""
-    import_library()
+    if config and config_alias and config != config_alias:
+        raise click.UsageError(
+            f"--recipe {config} and --config {config_alias} disagree; pass --recipe alone."
+        )
+    config = config or config_alias or "faces_64"
+    from keras_dcign.files import check_output_folder, removed_on_failure
+
+    out = out or os.path.join("runs", config)
+    # Before Keras loads: what is surely not a run folder (train() checks the rest).
+    check_output_folder(out, "run", reuse=True, legacy=lambda f: (f / "checkpoints").is_dir())
+    import_library(tensorflow=True)
     from keras_dcign.training import train as run
 
     command = "dcign " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dcign") else None
-    result = run(out=out or os.path.join("runs", config), config=config, command=command, **options)
+    # A failed run leaves no folder it made, unless it has a checkpoint to resume.
+    with removed_on_failure(out, keep=lambda f: any((f / "checkpoints").glob("step-*"))):
+        result = run(out=out, config=config, command=command, **options)
     resumed = (
         f"Resumed from step {result.resumed_from}; trained {result.steps} more steps "
         f"(to step {result.resumed_from + result.steps})"
@@ -289,12 +242,14 @@ def train(config, out, **options):
     help="Copy the preset (or save the file) here.",
 )
 @click.option("--sha256", default=None, help="Expected checksum of a plain URL.")
-def download(source, dest, sha256):
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
+def download(source, dest, sha256, overwrite):
     """Fetch a preset (zoo name or archive URL) or a registry dataset, with resume and checks."""
-    import_library()
-    from keras_dcign.presets import fetch
+    from keras_dcign.presets import fetch, list_presets
 
-    path = fetch(source, dest=dest, sha256=sha256)
+    if list_presets().get(source, {}).get("source") == "torch7":
+        import_library()  # a Torch7 release is converted into a Keras model
+    path = fetch(source, dest=dest, sha256=sha256, overwrite=overwrite)
     click.echo(str(path))
 
 
@@ -314,6 +269,18 @@ FACTOR_HELP = "degrees or {names}"
     default=None,
     help="Take the person (identity code) from this image; pose and light stay INPUT's.",
 )
+@click.option(
+    "--shape-from",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Take the face's shape from this image (a preset with the shape_texture code).",
+)
+@click.option(
+    "--texture-from",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Take the face's texture from this image (a preset with the shape_texture code).",
+)
 @click.option("--compare", is_flag=True, help="Also write input | reconstruction | re-render.")
 @click.option(
     "--crop",
@@ -322,10 +289,24 @@ FACTOR_HELP = "degrees or {names}"
     show_default=True,
     help="auto finds the face (needs opencv-python-headless<5).",
 )
-def render(input_path, light, azimuth, elevation, preset, out, identity_from, compare, crop):
-    """Re-render INPUT with a new light, azimuth, elevation or person."""
-    import_library()
-    from keras_dcign.presets import from_preset, load_calibration, resolve_preset
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
+def render(
+    input_path,
+    light,
+    azimuth,
+    elevation,
+    preset,
+    out,
+    identity_from,
+    shape_from,
+    texture_from,
+    compare,
+    crop,
+    overwrite,
+):
+    """Re-render INPUT with a new light, azimuth, elevation, person, shape or texture."""
+    from keras_dcign.graphics_code import check_parts
+    from keras_dcign.presets import from_preset, load_calibration, read_config, resolve_preset
     from keras_dcign.rendering import (
         check_factors,
         parse_factor,
@@ -336,12 +317,19 @@ def render(input_path, light, azimuth, elevation, preset, out, identity_from, co
 
     values = {"light": light, "azimuth": azimuth, "elevation": elevation}
     changes = {k: parse_factor(v) for k, v in values.items() if v is not None}
-    # Every argument is checked before the model loads (seconds), and the input read once.
-    outputs = rerender_outputs(input_path, changes, out, compare, identity_from)
+    # Every argument is checked before Keras and the model load (seconds), and the input
+    # read once.
+    outputs = rerender_outputs(
+        input_path, changes, out, compare, identity_from, overwrite, shape_from, texture_from
+    )
     image = read_image(input_path)
     other = read_image(identity_from) if identity_from else None
+    shape_image = read_image(shape_from) if shape_from else None
+    texture_image = read_image(texture_from) if texture_from else None
     folder = resolve_preset(preset)
     check_factors(load_calibration(folder), changes)
+    check_parts(read_config(folder).get("code"), shape_from=shape_from, texture_from=texture_from)
+    import_library()
     written = rerender_file(
         from_preset(folder),
         input_path,
@@ -351,6 +339,11 @@ def render(input_path, light, azimuth, elevation, preset, out, identity_from, co
         image=image,
         identity_from=identity_from,
         identity_image=other,
+        shape_from=shape_from,
+        shape_image=shape_image,
+        texture_from=texture_from,
+        texture_image=texture_image,
+        overwrite=overwrite,
         **changes,
     )
     for path in written:
@@ -374,8 +367,7 @@ def verify(first, second, preset, crop, as_json):
     except Exception as error:
         if click.get_current_context().find_root().params.get("debug"):
             raise
-        text = str(error).strip()
-        click.echo(f"Error: {text.splitlines()[0] if text else type(error).__name__}", err=True)
+        click.echo(f"Error: {_one_line(error)}", err=True)
         sys.exit(2)
     if as_json:
         import json
@@ -392,7 +384,6 @@ def verify(first, second, preset, crop, as_json):
 
 
 def _verify(first, second, preset, crop):
-    import_library()
     from keras_dcign.presets import from_preset, resolve_preset
     from keras_dcign.rendering import read_image, to_model_input
     from keras_dcign.verification import load_verification, verify
@@ -400,6 +391,7 @@ def _verify(first, second, preset, crop):
     images = [read_image(first), read_image(second)]
     folder = resolve_preset(preset)
     record = load_verification(folder)
+    import_library()
     model = from_preset(folder)
     a, b = (to_model_input(image, model.image_size, model.channels, crop) for image in images)
     same, values = verify(model, a, b, record["threshold"])
@@ -427,25 +419,28 @@ def _verify(first, second, preset, crop):
 )
 @click.option("--crop", type=click.Choice(["center", "auto", "none"]), default="center")
 @click.option("--json", "as_json", is_flag=True, help="Print the fit as JSON.")
-def fit_scene(input_path, preset, statistic, simulations, seed, out, crop, as_json):
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
+def fit_scene(input_path, preset, statistic, simulations, seed, out, crop, as_json, overwrite):
     """Fit the face generator's scene (pose, light, person) to INPUT by ABC on the DC-IGN code.
 
     Prints the inferred azimuth, elevation and light in degrees with their posterior
     standard deviation, and writes the generator's own picture of the fitted scene.
     """
-    import_library()
-    from keras_dcign.files import check_distinct, check_writable
-    from keras_dcign.inference import fit_scene as fit
-    from keras_dcign.presets import from_preset
-    from keras_dcign.rendering import read_image, save_image, to_model_input
+    from keras_dcign.files import check_distinct, check_output_file, check_writable
+    from keras_dcign.presets import from_preset, resolve_preset
+    from keras_dcign.rendering import image_format, read_image, save_image, to_model_input
 
     path = Path(out) if out else Path(input_path).with_name(f"{Path(input_path).stem}_scene.png")
-    if out is None and path.exists():
-        raise ValueError(f"{path} exists and was not named by --out; pass --out to choose one.")
+    image_format(path)
     check_distinct([path], [Path(input_path)])
+    check_output_file(path, overwrite, named=out is not None)
     check_writable([path])
     image = read_image(input_path)
-    model = from_preset(preset)
+    folder = resolve_preset(preset)
+    import_library()
+    from keras_dcign.inference import fit_scene as fit
+
+    model = from_preset(folder)
     pixels = to_model_input(image, model.image_size, model.channels, crop)
     result = fit(model, pixels, simulations=simulations, statistic=statistic, seed=seed)
     estimate = result.estimate()
@@ -479,19 +474,19 @@ def fit_scene(input_path, preset, statistic, simulations, seed, out, crop, as_js
 @click.option("--preset", default="faces_64", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="The GIF to write.")
 @click.option("--crop", type=click.Choice(["center", "auto", "none"]), default="center")
-def traverse(input_path, factor, direction, frames, preset, out, crop):
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
+def traverse(input_path, factor, direction, frames, preset, out, crop, overwrite):
     """Sweep one factor over its calibrated range, or walk along an intrinsic direction: an
     animated GIF and a PNG grid."""
     if direction is not None and factor != "intrinsic":
         raise click.UsageError(f"--direction goes with --factor intrinsic, not {factor}.")
     intrinsic = factor == "intrinsic"
     direction = direction or 0
-    import_library()
     from keras_dcign.directions import load_intrinsic_directions
     from keras_dcign.presets import from_preset, load_calibration, resolve_preset
     from keras_dcign.rendering import check_traversal, read_image, traverse_file, traverse_outputs
 
-    gif, _ = traverse_outputs(input_path, factor, out, direction if intrinsic else None)
+    gif, _ = traverse_outputs(input_path, factor, out, direction if intrinsic else None, overwrite)
     image = read_image(input_path)
     folder = resolve_preset(preset)
     directions = load_intrinsic_directions(folder) if intrinsic else None
@@ -502,10 +497,19 @@ def traverse(input_path, factor, direction, frames, preset, out, crop):
         )
     if not intrinsic:
         check_traversal(load_calibration(folder), factor, frames)
+    import_library()
     model = from_preset(folder)
     gif, grid = traverse_file(
-        model, input_path, factor, frames, gif, crop, image=image, directions=directions,
+        model,
+        input_path,
+        factor,
+        frames,
+        gif,
+        crop,
+        image=image,
+        directions=directions,
         direction=direction,
+        overwrite=overwrite,
     )
     click.echo(f"{gif}\n{grid}")
 
@@ -529,19 +533,29 @@ def traverse(input_path, factor, direction, frames, preset, out, crop):
 @click.option(
     "--update-card",
     is_flag=True,
-    help="Also write metrics.json and an Evaluation section into the preset folder's card.",
+    help="Also write metrics.json and an Evaluation section into the preset folder's card "
+    "(not a preset installed with the package: copy it with `dcign download NAME --dest DIR`).",
 )
-def evaluate(preset, out, as_json, split, seed, quick, update_card):
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
+def evaluate(preset, out, as_json, split, seed, quick, update_card, overwrite):
     """Measure a preset against the generated faces' ground truth (metrics.json, figures)."""
-    import_library()
     import json
 
     from keras_dcign.evaluation import evaluate_preset, report
+    from keras_dcign.evaluation.preset import evaluation_outputs
 
+    evaluation_outputs(preset, out, quick, update_card, overwrite)  # before Keras loads
+    import_library()
     command = "dcign " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dcign") else None
     result = evaluate_preset(
-        preset, out=out, split=split, seed=seed, quick=quick, update_card=update_card,
+        preset,
+        out=out,
+        split=split,
+        seed=seed,
+        quick=quick,
+        update_card=update_card,
         command=command,
+        overwrite=overwrite,
     )
     metrics, out = result.metrics, result.out
     if as_json:
@@ -560,21 +574,32 @@ def zoo():
 
 @zoo.command("list")
 def zoo_list():
-    """A table of the presets in the zoo."""
-    import_library()
+    """A table of the presets in the zoo (tab-separated lines when stdout is not a terminal)."""
     from rich.console import Console
     from rich.table import Table
 
     from keras_dcign.presets import list_presets
 
-    table = Table(title="keras-dcign zoo")
-    for column in ("name", "image size", "parameters", "source", "description"):
-        table.add_column(column)
-    for name, entry in list_presets().items():
-        source = "bundled" if entry["source"] == "bundled" else "download"
-        table.add_row(
-            name, str(entry["image_size"]), f"{entry['parameters']:,}", source, entry["description"]
+    columns = ("name", "image size", "parameters", "source", "description")
+    rows = [
+        (
+            name,
+            str(entry["image_size"]),
+            f"{entry['parameters']:,}",
+            "bundled" if entry["source"] == "bundled" else "download",
+            entry["description"],
         )
+        for name, entry in list_presets().items()
+    ]
+    if not sys.stdout.isatty():  # a pipe or a file: whole names, one preset a line
+        for row in (columns, *rows):
+            click.echo("\t".join(row))
+        return
+    table = Table(title="keras-dcign zoo")
+    for column in columns:
+        table.add_column(column, no_wrap=column == "name")
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
 
 
@@ -582,7 +607,6 @@ def zoo_list():
 @click.argument("name")
 def zoo_info(name):
     """Show a preset's model card."""
-    import_library()
     from rich.console import Console
     from rich.markdown import Markdown
 
@@ -606,7 +630,6 @@ def data():
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 def data_generate(dataset, size, batches, batch_size, split, seed, out):
     """Render a dataset once and cache it as compressed shards."""
-    import_library()
     from keras_dcign.datasets import faces
 
     path = faces.generate(
@@ -628,7 +651,6 @@ def data_generate(dataset, size, batches, batch_size, split, seed, out):
 @click.option("--seed", type=int, default=0, show_default=True)
 def data_export(out, size, batches, seed):
     """Write generated faces in the original DC-IGN dataset layout (PNG batch folders)."""
-    import_library()
     from keras_dcign.datasets import faces
 
     path = faces.export_reference_layout(out, image_size=size, n_batches=batches, seed=seed)

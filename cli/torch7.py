@@ -24,10 +24,19 @@ from keras_dcign_cli.library import import_library
     default=None,
     help="First convolution's maps, likewise (release: 96).",
 )
-def import_torch7(path, out, latents, feature_maps):
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an --out folder that dcign wrote even when it holds other files.",
+)
+def import_torch7(path, out, latents, feature_maps, overwrite):
     """Convert a Torch7 DC-IGN network (release zip, its folder or parameters.t7) to a preset."""
-    import_library()
+    from keras_dcign.torch7 import check_out
     from keras_dcign.torch7 import import_torch7 as convert
 
-    folder = convert(path, out=out, latents=latents, feature_maps=feature_maps)
+    if out is not None:
+        check_out(path, out, overwrite)  # before Keras loads
+    import_library()
+
+    folder = convert(path, out, latents, feature_maps, overwrite)
     click.echo(str(folder))

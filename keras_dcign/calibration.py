@@ -109,9 +109,12 @@ class Calibration:
     def from_config(cls, config):
         return cls(config["factors"])
 
-    def save(self, path):
-        with open(path, "w") as handle:
-            json.dump(self.get_config(), handle, indent=2)
+    def save(self, path, overwrite=False):
+        """Writes the calibration as JSON; an existing file only with `overwrite`."""
+        from keras_dcign.files import atomic_write, check_output_file
+
+        check_output_file(path, overwrite)
+        atomic_write(path, json.dumps(self.get_config(), indent=2))
 
     def check_readable(self, factor):
         """Refuses a factor whose latent does not carry the angle (R² below `MIN_R2`)."""

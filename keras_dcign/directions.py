@@ -87,10 +87,11 @@ def load_intrinsic_directions(preset_dir, model=None):
 
 def save_intrinsic_directions(preset_dir, record):
     """Writes a directions record into a preset folder."""
-    from keras_dcign.files import atomic_write
+    from keras_dcign.files import atomic_write, record_written
 
     path = Path(preset_dir) / DIRECTIONS_FILE
     atomic_write(path, json.dumps(record) + "\n")
+    record_written(preset_dir, DIRECTIONS_FILE)
     return path
 
 

@@ -32,8 +32,8 @@ A `file://` URL stands in for the `https://` mirrors of a real download.
 ...     progress=False,
 ... )
 >>> faces = extract_archive(archive, work / "cache" / "faces")
->>> sorted(p.relative_to(faces).as_posix() for p in faces.rglob("*"))
-['faces', 'faces/notes.txt']
+>>> sorted(p.relative_to(faces).as_posix() for p in faces.rglob("*"))  # .dcign: the marker
+['.dcign', 'faces', 'faces/notes.txt']
 """
 
 import contextlib
@@ -55,7 +55,13 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from keras_dcign.files import atomic_folder, atomic_write
+from keras_dcign.files import (
+    atomic_folder,
+    atomic_write,
+    check_not_installed,
+    check_output_folder,
+    removed_on_failure,
+)
 from keras_dcign.version import __version__
 
 # Connecting is quick when a host is up; a dead one should fail in seconds, while a slow
@@ -222,7 +228,9 @@ def extract_archive(archive, target):
     Every member is checked before anything is written: absolute paths, `..` components,
     links leading outside `target` and device files are refused. The members are unpacked
     into a temporary sibling folder that is renamed to `target` at the end, so a
-    half-extracted `target` never appears; an existing `target` is replaced.
+    half-extracted `target` never appears. An existing `target` is replaced only
+    when it is an archive this package unpacked there, with nothing else in it
+    (`keras_dcign.files.check_output_folder`); it is marked as one.
 
     Args:
         archive: path of the archive.
@@ -245,7 +253,7 @@ def extract_archive(archive, target):
     ...     archive.writestr("preset/config.json", "{}")
     >>> target = extract_archive(work / "preset.zip", work / "unpacked")
     >>> sorted(p.relative_to(target).as_posix() for p in target.rglob("*"))
-    ['preset', 'preset/config.json']
+    ['.dcign', 'preset', 'preset/config.json']
     >>> with zipfile.ZipFile(work / "unsafe.zip", "w") as archive:
     ...     archive.writestr("../outside.txt", "")
     >>> extract_archive(work / "unsafe.zip", work / "unsafe")
@@ -254,7 +262,7 @@ def extract_archive(archive, target):
     keras_dcign.download.ArchiveError: ...unsafe.zip: refusing member '../outside.txt' ...
     """
     archive, target = Path(archive), Path(target)
-    with atomic_folder(target, ours=_any_folder, what="an unpacked archive") as staging:
+    with atomic_folder(target, "archive") as staging:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, staging)
         elif tarfile.is_tarfile(archive):
@@ -305,7 +313,9 @@ def fetch_archive(urls, sha256, name, progress=True, required_files=()):
         cached = _archive_root(unpacked, required_files)
         if all((cached / required).is_file() for required in required_files):
             return cached
-    archive = download(urls, folder / "preset.archive", sha256=sha256, progress=progress)
+    with _dropped_if_empty(folder):
+        archive = download(urls, folder / "preset.archive", sha256=sha256, progress=progress)
+    shutil.rmtree(unpacked, ignore_errors=True)  # an incomplete one, in the package's cache
     try:
         extract_archive(archive, unpacked)
         return check_folder(_archive_root(unpacked, required_files), required_files)
@@ -345,35 +355,43 @@ def fetch_kaggle(source):
     return Path(kagglehub.model_download(source[len("kaggle://") :]))
 
 
-def fetch_file(url, sha256, dest=None, progress=True):
+def fetch_file(url, sha256, dest=None, progress=True, overwrite=False):
     """Downloads one plain file, checked against `sha256`, into the folder `dest`.
 
     The file keeps the URL's last path segment as its name. A file of that name already
-    in `dest` is refused unless it is the very file (same sha256), so nothing foreign is
-    replaced.
+    in `dest` is refused unless it is the very file (same sha256) or `overwrite` is
+    set, so nothing foreign is replaced. A `dest` made for a download that fails is
+    removed again.
 
     Args:
         url: the file's `https://` (or `file://`, loopback `http://`) URL.
         sha256: its expected sha256.
         dest: the folder to save it in; default `$KERAS_HOME/keras_dcign/files`.
         progress: show a progress bar while downloading.
+        overwrite: replace a file of that name once the download is verified.
 
     Returns:
         The file's `Path`.
     """
     name = url.rsplit("/", 1)[-1].split("?")[0] or "download"
     folder = Path(dest) if dest else cache_dir("files")
-    folder.mkdir(parents=True, exist_ok=True)
-    _check_not_foreign_file(folder / name, sha256)
-    return download([url], folder / name, sha256=sha256, progress=progress)
+    check_not_installed(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"Output {folder} is a file; expected a folder to save {name} in.")
+    _check_not_foreign_file(folder / name, sha256, overwrite)
+    with removed_on_failure(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        return download([url], folder / name, sha256=sha256, progress=progress)
 
 
-def _check_not_foreign_file(path, sha256):
+def _check_not_foreign_file(path, sha256, overwrite):
     """Refuses to replace a file of the same name that is not the one being downloaded."""
-    if path.exists() and not (path.is_file() and sha256_of(path) == sha256.strip().lower()):
+    if not (path.exists() or path.is_symlink()) or (overwrite and path.is_file()):
+        return
+    if not (path.is_file() and sha256_of(path) == sha256.strip().lower()):
         raise ValueError(
-            f"{path} already exists and is not the file being downloaded; nothing was changed. "
-            "Expected a folder without a file of that name."
+            f"{path} already exists and is not the file being downloaded, so nothing was "
+            "changed; pass --overwrite to replace it, or choose another --dest."
         )
 
 
@@ -394,10 +412,23 @@ def fetch_release(name, entry, progress=True):
         DownloadError: no mirror delivered the file; the message says how to use a copy.
     """
     folder = cache_dir("presets", name)
-    return download_release(entry, folder, f"the {name} network", NETWORK_HINT, progress)
+    with _dropped_if_empty(folder):
+        return download_release(entry, folder, f"the {name} network", NETWORK_HINT, progress)
 
 
-def fetch_dataset(name, entry, holding, dest=None, progress=True):
+@contextlib.contextmanager
+def _dropped_if_empty(folder):
+    """Removes a cache folder again when the download into it fails and left nothing there (a
+    `.part` to resume from is kept)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(folder).rmdir()  # only an empty folder goes
+        raise
+
+
+def fetch_dataset(name, entry, holding, dest=None, progress=True, overwrite=False):
     """Downloads a registry dataset zip and unpacks it in the original layout.
 
     The archive is extracted safely (no member may land outside the target)
@@ -411,9 +442,11 @@ def fetch_dataset(name, entry, holding, dest=None, progress=True):
         entry: its registry entry: `urls` (mirrors, tried in order) and
             optional `sha256` and `size`.
         holding: names of the folders the dataset's top folder holds.
-        dest: the folder to create (must be absent or empty); default
-            `$KERAS_HOME/keras_dcign/datasets/<name>`.
+        dest: the folder to create (absent, empty, or this dataset as this
+            package wrote it); default `$KERAS_HOME/keras_dcign/datasets/<name>`.
         progress: show a progress bar while downloading.
+        overwrite: replace a folder this package wrote even when it holds
+            other files (`keras_dcign.files.check_output_folder`).
 
     Returns:
         The dataset folder's `Path`.
@@ -436,20 +469,21 @@ def fetch_dataset(name, entry, holding, dest=None, progress=True):
     >>> root = fetch_dataset("my-faces", {"urls": [archive.as_uri()]}, holding={"th_AZ_VARIED"},
     ...                      dest=work / "my-faces", progress=False)
     >>> sorted(p.name for p in root.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-    ['factors.csv', 'source.json', 'th_AZ_VARIED', 'th_EL_VARIED', 'th_LIGHT_AZ_VARIED',
-     'th_SHAPE_VARIED']
+    ['.dcign', 'factors.csv', 'source.json', 'th_AZ_VARIED', 'th_EL_VARIED',
+     'th_LIGHT_AZ_VARIED', 'th_SHAPE_VARIED']
     >>> batches = faces.load_reference_layout(root, image_size=32, split="test")
     >>> len(batches)  # one batch of each kind
     4
     """
     target = Path(dest) if dest is not None else cache_dir("datasets", name)
     if (target / SOURCE_FILE).is_file():
-        return target
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ValueError(f"{target} exists and is not empty; expected a new or empty folder.")
+        return target  # already downloaded: nothing to write
+    rule = dict(kind="dataset", overwrite=overwrite, legacy=_is_dataset_folder, origin=name)
+    check_output_folder(target, **rule)
     downloads = cache_dir("downloads")
     archive, url = download_release(entry, downloads, f"the {name} dataset", DATASET_HINT, progress)
     digest = sha256_of(archive)
+    shutil.rmtree(downloads / f"{name}.unpacked", ignore_errors=True)  # a killed run's, ours
     unpacked = extract_archive(archive, downloads / f"{name}.unpacked")
     try:
         root = find_folder_holding(unpacked, holding)
@@ -459,7 +493,7 @@ def fetch_dataset(name, entry, holding, dest=None, progress=True):
                 f"folders); {DATASET_HINT}"
             )
         # An empty `dest` (perhaps the current folder) is filled, never removed.
-        with atomic_folder(target, ours=_is_dataset_folder, what="a downloaded dataset") as staging:
+        with atomic_folder(target, **rule) as staging:
             for child in root.iterdir():
                 shutil.move(str(child), str(staging / child.name))
             record = {
@@ -476,7 +510,8 @@ def fetch_dataset(name, entry, holding, dest=None, progress=True):
 
 
 def _is_dataset_folder(folder):
-    """Whether `folder` is a dataset `fetch_dataset` wrote: it has a `source.json`."""
+    """Whether `folder` is a dataset `fetch_dataset` wrote before it marked its folders: it
+    has the `source.json` it writes."""
     return (Path(folder) / SOURCE_FILE).is_file()
 
 
@@ -516,11 +551,6 @@ def download_release(entry, folder, what, hint, progress):
         f"{LAST_WORKING}; {hint}",
         failures,
     )
-
-
-def _any_folder(folder):
-    """An archive's target is the caller's to replace, whatever it holds."""
-    return True
 
 
 def _url_problem(url):

@@ -2,9 +2,16 @@
 
 This is the one place that says which latent units carry azimuth, elevation,
 light and the intrinsic (shape/texture) properties of a face.
+
+Two named layouts exist (`LAYOUTS`): the paper's (`"paper"`: one intrinsic
+group) and one that splits the intrinsic units into a `shape` group and a
+`texture` group (`"shape_texture"`), trained on the face generator's
+SHAPE_ONLY and TEXTURE_ONLY batches. Both have 200 units.
 """
 
 PAPER_GROUPS = (("azimuth", 1), ("elevation", 1), ("light", 1), ("intrinsic", 197))
+# The paper's code with its 197 intrinsic units split into the face's shape and its texture.
+SHAPE_TEXTURE_GROUPS = PAPER_GROUPS[:3] + (("shape", 98), ("texture", 99))
 
 
 class GraphicsCode:
@@ -29,6 +36,8 @@ class GraphicsCode:
     slice(2, 3, None)
     >>> code.index("intrinsic")
     3
+    >>> GraphicsCode.named("shape_texture").names
+    ('azimuth', 'elevation', 'light', 'shape', 'texture')
     """
 
     def __init__(self, groups):
@@ -62,6 +71,42 @@ class GraphicsCode:
         """
         groups = list(PAPER_GROUPS[:3]) + [("intrinsic", intrinsic)]
         return cls(groups)
+
+    @classmethod
+    def shape_texture(cls):
+        """Azimuth 1, elevation 1, light 1, shape 98, texture 99: the paper's 200 units with
+        the intrinsic group split into the face's shape and its texture (albedo)."""
+        return cls(SHAPE_TEXTURE_GROUPS)
+
+    @classmethod
+    def named(cls, name):
+        """The code of a named layout: one of `LAYOUTS` (`"paper"`, `"shape_texture"`)."""
+        if name not in LAYOUTS:
+            raise ValueError(
+                f"Unknown graphics-code layout {name!r}; expected one of {list(LAYOUTS)}."
+            )
+        return LAYOUTS[name]()
+
+    @classmethod
+    def of(cls, code):
+        """A code from a `GraphicsCode`, a layout name, its config dict, or None (the paper's)."""
+        if code is None:
+            return cls.paper()
+        if isinstance(code, GraphicsCode):
+            return code
+        if isinstance(code, str):
+            return cls.named(code)
+        if isinstance(code, dict) and "groups" in code:
+            return cls.from_config(code)
+        raise ValueError(
+            f"code={code!r:.80} is invalid; expected a GraphicsCode, its config dict or one of "
+            f"{list(LAYOUTS)}."
+        )
+
+    @property
+    def layout(self):
+        """The name of the layout this code is (a key of `LAYOUTS`), or None."""
+        return next((name for name, make in LAYOUTS.items() if make() == self), None)
 
     @property
     def names(self):
@@ -134,3 +179,28 @@ class GraphicsCode:
     @classmethod
     def from_config(cls, config):
         return cls(config["groups"])
+
+
+def check_parts(code, **donors):
+    """Refuses `shape_from=` / `texture_from=` images for a code without that group.
+
+    Args:
+        code: a `GraphicsCode`, its config dict or a layout name.
+        **donors: `shape_from`, `texture_from` (None when not given).
+
+    Raises:
+        ValueError: one line naming the option and the code's groups.
+    """
+    code = GraphicsCode.of(code)
+    for option, value in donors.items():
+        group = option.removesuffix("_from")
+        if value is not None and group not in code.names:
+            raise ValueError(
+                f"{option} needs a graphics code with a {group!r} group, and this model's groups "
+                f"are {', '.join(code.names)}; expected a model trained with the shape_texture "
+                "code (dcign train --code shape_texture)."
+            )
+
+
+# The named layouts, for `GraphicsCode.named` and the `code` recipe setting.
+LAYOUTS = {"paper": GraphicsCode.paper, "shape_texture": GraphicsCode.shape_texture}

@@ -1,6 +1,7 @@
 """The DC-IGN model: encoder, graphics code, clamp and decoder."""
 
 import itertools
+import math
 
 import keras
 import numpy as np
@@ -8,7 +9,7 @@ from keras import layers, ops
 
 from keras_dcign import jax_cpu
 from keras_dcign.calibration import Calibration
-from keras_dcign.graphics_code import GraphicsCode
+from keras_dcign.graphics_code import GraphicsCode, check_parts
 from keras_dcign.layers import GraphicsCodeClamp
 from keras_dcign.objective import (
     GAUSSIAN_SCALES,
@@ -22,9 +23,27 @@ from keras_dcign.trainers import backend_trainer
 ENCODER_KERNEL = 5
 DECODER_KERNEL = 7
 ARCHITECTURES = ("paper", "strided")
-# The strided stack: 4x4 stride-2 convolutions (and their transposes), three per side.
+# The strided stack: 4x4 stride-2 convolutions (and their transposes), at least three per
+# side, one more while the code grid is wider than STRIDED_GRID pixels.
 STRIDED_KERNEL = 4
 STRIDED_STAGES = 3
+STRIDED_GRID = 12
+
+
+def strided_stages_for(image_size):
+    """Stride-2 stages the strided stack uses by default at `image_size`.
+
+    Three (64 px: a grid of 8), plus one more while the grid would be wider
+    than 12 px (150 px: four stages, a grid of 10).
+
+    >>> from keras_dcign.model import strided_stages_for
+    >>> strided_stages_for(64), strided_stages_for(150)
+    (3, 4)
+    """
+    stages = STRIDED_STAGES
+    while math.ceil(image_size / 2**stages) > STRIDED_GRID:
+        stages += 1
+    return stages
 
 
 def plan_padding(image_size):
@@ -87,9 +106,12 @@ class DCIGN(backend_trainer(), keras.Model):
 
     `architecture="strided"` keeps the graphics code, the clamp and the
     objective but swaps the conv stack for a standard one that learns much
-    faster per image and per second at small sizes: 3 x [4x4 stride-2 conv,
-    ReLU] with F, 2F, 4F maps down to a grid of a eighth of the image side,
-    and 3 x [4x4 stride-2 transposed conv] back up (4F... 2F, F, channels).
+    faster per image and per second: S x [4x4 stride-2 "same" conv, ReLU]
+    with F, 2F, 4F... maps down to a grid of the image side / 2^S (rounded
+    up), and S x [4x4 stride-2 transposed conv] back up (... 2F, F,
+    channels), cropped to the image side where it is not a multiple of 2^S.
+    S is `strided_stages`: by default 3, plus one while the grid would be
+    wider than 12 px (`strided_stages_for`; 4 at 150 px).
 
     Args:
         image_size: side of the square input images (150 in the paper).
@@ -97,9 +119,14 @@ class DCIGN(backend_trainer(), keras.Model):
         feature_maps: maps of the first encoder convolution (F); the paper
             network uses F, F/2, F/4 maps in the encoder and F/2, F, F in
             the decoder, the strided one F, 2F, 4F and 2F, F.
-        architecture: `"paper"` (the reference conv stack) or `"strided"`
-            (image_size a multiple of 8).
-        code: a `GraphicsCode` (default `GraphicsCode.paper()`).
+        architecture: `"paper"` (the reference conv stack) or `"strided"`.
+        strided_stages: stride-2 stages of the strided stack (None: chosen by
+            image size, see above); ignored by the paper stack.
+        code: a `GraphicsCode`, its config dict, or a layout name:
+            `"paper"` (the default: azimuth, elevation, light, intrinsic) or
+            `"shape_texture"` (azimuth, elevation, light, shape, texture; see
+            `GraphicsCode.shape_texture`). The saved config holds the code's
+            config dict.
         monovariant: True for DC-IGN training; False trains every batch as a
             plain VAE (the paper's entangled baseline, same architecture).
         clamp: `"mean"` (paper) or `"first"` (reference code).
@@ -144,6 +171,7 @@ class DCIGN(backend_trainer(), keras.Model):
         channels=1,
         feature_maps=96,
         architecture="paper",
+        strided_stages=None,
         code=None,
         monovariant=True,
         clamp="mean",
@@ -157,9 +185,7 @@ class DCIGN(backend_trainer(), keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(code, dict):
-            code = GraphicsCode.from_config(code)
-        code = GraphicsCode.paper() if code is None else code
+        code = GraphicsCode.of(code)
         if channels not in (1, 3):
             raise ValueError(f"channels={channels!r} is not supported; expected 1 or 3.")
         if (
@@ -179,13 +205,25 @@ class DCIGN(backend_trainer(), keras.Model):
             raise ValueError(
                 f"architecture={architecture!r} is not supported; expected one of {ARCHITECTURES}."
             )
-        if architecture == "strided" and (
-            not isinstance(image_size, int) or image_size < 16 or image_size % 8
-        ):
-            raise ValueError(
-                f"image_size={image_size!r} is not supported by architecture='strided'; "
-                "expected a multiple of 8, at least 16."
-            )
+        if architecture == "strided":
+            if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16:
+                raise ValueError(
+                    f"image_size={image_size!r} is not supported by architecture='strided'; "
+                    "expected an integer >= 16."
+                )
+            if strided_stages is None:
+                strided_stages = strided_stages_for(image_size)
+            if (
+                isinstance(strided_stages, bool)
+                or not isinstance(strided_stages, int)
+                or not 1 <= strided_stages <= math.log2(image_size / 2)
+            ):
+                raise ValueError(
+                    f"strided_stages={strided_stages!r} is invalid for image_size={image_size}; "
+                    "expected a positive integer that leaves a code grid of at least 2 px."
+                )
+        else:
+            strided_stages = None
         gaussian_scale = _check_gaussian_scale(gaussian_scale)
         if not float(kl_weight) >= 0:
             raise ValueError(f"kl_weight={kl_weight!r} is invalid; expected a number >= 0.")
@@ -193,6 +231,7 @@ class DCIGN(backend_trainer(), keras.Model):
         self.channels = channels
         self.feature_maps = feature_maps
         self.architecture = architecture
+        self.strided_stages = strided_stages
         self.code = code
         self.monovariant = bool(monovariant)
         self.reconstruction = reconstruction
@@ -208,8 +247,12 @@ class DCIGN(backend_trainer(), keras.Model):
             code, clamp, invariance_strength, monovariant_batch_size, name="clamp", dtype=dtype
         )
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
-        stack = _strided_stack if architecture == "strided" else _paper_stack
-        encoder, decoder = stack(image_size, channels, feature_maps, dtype)
+        if architecture == "strided":
+            encoder, decoder = _strided_stack(
+                image_size, channels, feature_maps, strided_stages, dtype
+            )
+        else:
+            encoder, decoder = _paper_stack(image_size, channels, feature_maps, dtype)
         # Tracked in the reference's module order: encoder, heads, decoder.
         self.encoder_layers = encoder
         self.z_mean = layers.Dense(code.size, name="z_mean", dtype=dtype)
@@ -368,7 +411,7 @@ class DCIGN(backend_trainer(), keras.Model):
             ]
         return np.setdiff1d(np.arange(self.code.size), pose)
 
-    def rerender(self, images, identity_from=None, **values):
+    def rerender(self, images, identity_from=None, shape_from=None, texture_from=None, **values):
         """Encodes images, sets named groups of the graphics code, and decodes.
 
         Args:
@@ -376,6 +419,12 @@ class DCIGN(backend_trainer(), keras.Model):
             identity_from: optional images of the same size (one, or one per
                 image): the output keeps the pose and light of `images` and
                 takes the identity code (`identity_units`) of these.
+            shape_from, texture_from: optional images of the same size (one,
+                or one per image), for a model whose code has `shape` and
+                `texture` groups (`GraphicsCode.shape_texture`): the output
+                takes that group's code from these and keeps everything else
+                of `images` (pose, light and the other group). Applied after
+                `identity_from`.
             **values: group name -> value. For a factor the model is
                 calibrated for (see `Calibration`), the value is in degrees
                 or a direction name (`light="left"`, `azimuth=30`,
@@ -394,19 +443,26 @@ class DCIGN(backend_trainer(), keras.Model):
         >>> tuple(relit.shape)
         (2, 64, 64, 1)
         """
+        check_parts(self.code, shape_from=shape_from, texture_from=texture_from)
+        donors = dict(identity_from=identity_from, shape_from=shape_from, texture_from=texture_from)
         images = _check_pixel_values(images)
         z = ops.convert_to_numpy(self.encode(images).mean).astype("float32")
-        if identity_from is not None:
-            others = _check_pixel_values(identity_from)
+        for option, others in donors.items():
+            if others is None:
+                continue
+            others = _check_pixel_values(others)
             if tuple(others.shape[1:]) != tuple(images.shape[1:]) or len(others) not in (
                 1,
                 len(images),
             ):
                 raise ValueError(
-                    f"identity_from has shape {tuple(others.shape)}; expected one image or "
+                    f"{option} has shape {tuple(others.shape)}; expected one image or "
                     f"{len(images)} images of shape {tuple(images.shape[1:])}, like images."
                 )
-            units = self.identity_units()
+            if option == "identity_from":
+                units = self.identity_units()
+            else:
+                units = np.arange(self.code.size)[self.code.slice(option.removesuffix("_from"))]
             theirs = ops.convert_to_numpy(self.encode(others).mean).astype("float32")
             z[:, units] = theirs[:, units]
         for name, value in values.items():
@@ -462,6 +518,7 @@ class DCIGN(backend_trainer(), keras.Model):
                 "channels": self.channels,
                 "feature_maps": self.feature_maps,
                 "architecture": self.architecture,
+                "strided_stages": self.strided_stages,
                 "code": self.code.get_config(),
                 "monovariant": self.monovariant,
                 "clamp": self.clamp.clamp,
@@ -475,6 +532,14 @@ class DCIGN(backend_trainer(), keras.Model):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("architecture") == "strided" and "strided_stages" not in config:
+            # Saved before the setting existed, when the strided stack always had three.
+            config["strided_stages"] = STRIDED_STAGES
+        return super().from_config(config)
 
 
 def _check_pixel_values(images):
@@ -552,10 +617,10 @@ def _paper_stack(image_size, channels, feature_maps, dtype):
     return encoder, decoder
 
 
-def _strided_stack(image_size, channels, feature_maps, dtype):
+def _strided_stack(image_size, channels, feature_maps, stages, dtype):
     """A standard strided conv encoder and transposed-conv decoder around the same code."""
-    maps = [feature_maps * 2**i for i in range(STRIDED_STAGES)]
-    grid = image_size // 2**STRIDED_STAGES
+    maps = [feature_maps * 2**i for i in range(stages)]
+    grid = math.ceil(image_size / 2**stages)
     encoder = [
         layers.Conv2D(
             filters,
@@ -586,6 +651,10 @@ def _strided_stack(image_size, channels, feature_maps, dtype):
                 dtype=dtype,
             )
         )
+    excess = grid * 2**stages - image_size
+    if excess:
+        crop = (excess // 2, excess - excess // 2)
+        decoder.append(layers.Cropping2D((crop, crop), name="decoder_crop", dtype=dtype))
     return encoder, decoder
 
 

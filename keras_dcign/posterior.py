@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from keras_dcign.extras import require
+
 
 class DiagonalGaussian:
     """A diagonal Gaussian q(z | x) = N(mean, diag(exp(log_var))).
@@ -75,13 +77,7 @@ class DiagonalGaussian:
         Needs the `tfp` extra (`pip install keras-dcign[tfp]`) and the
         TensorFlow backend.
         """
-        try:
-            import tensorflow_probability as tfp
-        except ImportError as error:
-            raise ImportError(
-                "to_tfp() needs TensorFlow Probability; install it with "
-                "`pip install keras-dcign[tfp]`."
-            ) from error
+        tfp = require("tensorflow_probability", "to_tfp()")
         mean = ops.convert_to_numpy(self.mean)
         stddev = ops.convert_to_numpy(self.stddev)
         return tfp.distributions.MultivariateNormalDiag(loc=mean, scale_diag=stddev)

@@ -16,7 +16,13 @@ import numpy as np
 
 from keras_dcign import download, torch7, zoo
 from keras_dcign.datasets.reference_layout import SET_NAMES
-from keras_dcign.files import atomic_folder, atomic_write, check_distinct
+from keras_dcign.files import (
+    atomic_folder,
+    atomic_write,
+    check_distinct,
+    check_output_folder,
+    is_preset_folder,
+)
 from keras_dcign.version import __version__
 
 CONFIG_FILE = "config.json"
@@ -72,7 +78,7 @@ def model_card(name):
     return card.read_text()
 
 
-def fetch(source, dest=None, sha256=None, progress=True):
+def fetch(source, dest=None, sha256=None, progress=True, overwrite=False):
     """Downloads a preset (zoo name or archive URL) or a plain file, for `dcign download`.
 
     Args:
@@ -82,23 +88,29 @@ def fetch(source, dest=None, sha256=None, progress=True):
         dest: a folder to copy the preset into, unpack the dataset into (or
             to save the file in); default: the cache under `$KERAS_HOME/keras_dcign`.
         sha256: the expected checksum of a plain file URL.
+        overwrite: replace a `dest` this package wrote even when it holds other
+            files or another preset (`keras_dcign.files.check_output_folder`).
 
     Returns:
         The local path.
     """
     if sha256 is not None and "://" in source:
-        return download.fetch_file(source, sha256, dest=dest, progress=progress)
+        return download.fetch_file(source, sha256, dest, progress, overwrite)
     datasets = zoo.registry_datasets()
     if source in datasets:
         return download.fetch_dataset(
-            source, datasets[source], holding=_REFERENCE_SETS, dest=dest, progress=progress
+            source, datasets[source], _REFERENCE_SETS, dest, progress, overwrite
         )
+    rule = dict(kind="preset", overwrite=overwrite, legacy=is_preset_folder, origin=source)
+    if dest is not None:  # checked before a download; a local source is an input too
+        check_distinct([dest], [source] if Path(source).exists() else [], replaced=True)
+        check_output_folder(dest, **rule)
     folder = resolve_preset(source, progress=progress)
     if dest is None:
         return folder
     target = Path(dest)
     check_distinct([target], [folder], replaced=True)
-    with atomic_folder(target) as staging:
+    with atomic_folder(target, **rule) as staging:
         shutil.copytree(folder, staging, dirs_exist_ok=True)
     return target.absolute()
 
@@ -127,10 +139,11 @@ def from_preset(preset, progress=True, **overrides):
 
     folder = resolve_preset(preset, progress=progress)
     serialized = read_model_config(folder)
+    calibration = load_calibration(folder)
+    check_agreement(folder, serialized, calibration)  # the files as written, before overrides
     config = serialized["config"]
     changed = {k: v for k, v in overrides.items() if config.get(k, v) != v}
     config.update(overrides)
-    calibration = load_calibration(folder)
     if calibration is not None:
         config["calibration"] = calibration.get_config()
     # Rebuilt by its registered class name: this module never imports the model classes.
@@ -158,6 +171,55 @@ def from_preset(preset, progress=True, **overrides):
             f"Corrupt weights file {folder / WEIGHTS_FILE}: {str(error).splitlines()[0]}"
         ) from error
     return model
+
+
+def check_agreement(folder, serialized=None, calibration=None):
+    """Refuses a preset whose files disagree: its metadata's image size with its config's,
+    its calibration with its graphics code.
+
+    Args:
+        folder: the preset folder.
+        serialized: its `read_model_config` (read when not given).
+        calibration: its `load_calibration` (read when not given).
+
+    Raises:
+        ValueError: one line naming the file, the field and what was expected.
+    """
+    from keras_dcign.graphics_code import GraphicsCode
+
+    folder = Path(folder)
+    serialized = serialized or read_model_config(folder)
+    config = serialized["config"]
+    metadata_path = folder / METADATA_FILE
+    if metadata_path.exists():
+        from keras_dcign.files import read_json_object
+
+        metadata = read_json_object(metadata_path, what="preset metadata")
+        size = config["image_size"]
+        if metadata.get("image_size", size) != size:
+            raise ValueError(
+                f"Preset metadata {metadata_path} has image_size {metadata['image_size']!r}, "
+                f"but {folder / CONFIG_FILE} has {size!r}; expected the same value."
+            )
+    calibration = calibration if calibration is not None else load_calibration(folder)
+    if calibration is None:
+        return
+    code = GraphicsCode.of(config.get("code"))
+    for factor, entry in calibration.factors.items():
+        group = entry.get("group", factor)
+        if group not in code:
+            raise ValueError(
+                f"Calibration {folder / CALIBRATION_FILE}: {factor!r} has group {group!r}, "
+                f"which the code of {folder / CONFIG_FILE} lacks; expected one of "
+                f"{list(code.names)}."
+            )
+        size = code.sizes[code.names.index(group)]
+        if entry["unit"] >= size:
+            raise ValueError(
+                f"Calibration {folder / CALIBRATION_FILE}: {factor!r} has unit {entry['unit']}, "
+                f"but group {group!r} of {folder / CONFIG_FILE} has {size} unit(s); expected "
+                f"a unit below {size}."
+            )
 
 
 def load_calibration(folder):
@@ -220,16 +282,24 @@ def read_config(folder):
     return read_model_config(folder)["config"]
 
 
-def save_to_preset(model, preset_dir, metadata=None, card=None, float16=False):
+def save_to_preset(
+    model, preset_dir, metadata=None, card=None, float16=False, overwrite=False, origin=None
+):
     """Writes `model` as a preset folder, atomically (a temporary folder renamed into place).
 
     Args:
         model: a `DCIGN`.
         preset_dir: the folder to write: new, empty, or a preset this package
-            wrote (which is replaced); any other folder is refused.
+            wrote from the same `origin` with nothing else in it (which is
+            replaced whole); any other folder is refused.
         metadata: extra entries for `metadata.json` (training recipe, metrics).
         card: the model card's markdown text (`README.md`).
         float16: store weights as float16 (half the size; loads as float32).
+        overwrite: replace a preset folder this package wrote even when it holds
+            other files or was made from another source; any other folder is
+            still refused.
+        origin: what the preset is made from, for its marker (see
+            `keras_dcign.files.mark_folder`).
 
     Returns:
         The preset folder's `Path`.
@@ -239,7 +309,8 @@ def save_to_preset(model, preset_dir, metadata=None, card=None, float16=False):
     from keras_dcign.files import atomic_folder
 
     preset_dir = Path(preset_dir)
-    with atomic_folder(preset_dir) as staging:
+    rule = dict(overwrite=overwrite, legacy=is_preset_folder, origin=origin)
+    with atomic_folder(preset_dir, "preset", **rule) as staging:
         serialized = keras.saving.serialize_keras_object(model)
         # The calibration has its own file; the build is the constructor's own business.
         for key in ("build_config", "compile_config"):

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from keras_dcign.files import atomic_write
+from keras_dcign.extras import require
+from keras_dcign.files import atomic_write, image_mark
 
 FACTORS = ("azimuth", "elevation", "light")
 # The gray weights of the reference data (gray = 0.21 R + 0.72 G + 0.07 B).
@@ -159,11 +160,9 @@ def _face_box(image, margin=0.35):
     import warnings
 
     try:
-        import cv2
-    except ImportError:
-        warnings.warn(
-            "--crop auto needs opencv-python-headless<5; using a centre crop.", stacklevel=3
-        )
+        cv2 = require("cv2", "--crop auto")
+    except ImportError as error:
+        warnings.warn(f"{error}; using a centre crop.", stacklevel=3)
         return None
     gray = np.asarray(image.convert("L"))
     detector = cv2.CascadeClassifier(
@@ -184,17 +183,24 @@ def _face_box(image, margin=0.35):
 
 
 def save_image(pixels, path):
-    """Writes a float image in [0, 1] (H, W[, C]) atomically; the format follows the suffix."""
+    """Writes a float image in [0, 1] (H, W[, C]) atomically; the format follows the suffix.
+
+    The image carries the package's mark (`keras_dcign.files.image_mark`), so a
+    later command may replace it.
+    """
     path = Path(path)
     pixels = np.asarray(pixels, dtype="float32")
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     image = Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype("uint8"))
-    atomic_write(path, lambda handle: image.save(handle, format=_format(path)))
+    kind = image_format(path)
+    atomic_write(path, lambda handle: image.save(handle, kind, **image_mark(kind)))
     return path
 
 
-def _format(path):
+def image_format(path):
+    """Pillow's format for an output image path, by its suffix (a one-line error otherwise)."""
+    path = Path(path)
     suffix = path.suffix.lower()
     formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF"}
     if suffix not in formats:
@@ -212,46 +218,64 @@ def parse_factor(value):
         return value
 
 
-def rerender_outputs(input_path, changes, out=None, compare=False, identity_from=None):
+def rerender_outputs(
+    input_path,
+    changes,
+    out=None,
+    compare=False,
+    identity_from=None,
+    overwrite=False,
+    shape_from=None,
+    texture_from=None,
+):
     """The paths a re-render writes, checked before any work is done.
 
     Args:
         input_path: the image read.
-        changes: `{factor: value}`, at least one unless `identity_from`.
+        changes: `{factor: value}`, at least one unless an image lends a part.
         out: the output path (default: `<input>_<changes>.png` beside it).
         compare: also `<out>_compare.png`.
         identity_from: the image whose identity the re-render takes, if any.
+        overwrite: replace existing files this package did not write.
+        shape_from, texture_from: the images whose shape or texture code the
+            re-render takes, if any.
 
     Returns:
         The list of paths to write.
 
     Raises:
-        ValueError: nothing to change, an unknown suffix, or an output that is an input.
+        ValueError: nothing to change, an unknown suffix, an output that is an
+            input, or one that would replace a file this package did not write
+            (`keras_dcign.files.check_output_file`).
     """
-    from keras_dcign.files import check_distinct, check_writable
+    from keras_dcign.files import check_distinct, check_output_file, check_writable
 
-    if not changes and identity_from is None:
+    donors = {"identity": identity_from, "shape": shape_from, "texture": texture_from}
+    donors = {part: Path(path) for part, path in donors.items() if path is not None}
+    if not changes and not donors:
         raise ValueError(
             "Nothing to change; expected at least one of --light, --azimuth, --elevation, "
-            "--identity-from."
+            "--identity-from, --shape-from, --texture-from."
         )
     input_path = Path(input_path)
+    out_named = out is not None
     if out is None:
         tags = [f"{k}-{v:g}" if isinstance(v, float) else f"{k}-{v}" for k, v in changes.items()]
-        if identity_from is not None:
-            tags.append(f"identity-{Path(identity_from).stem}")
+        tags += [f"{part}-{path.stem}" for part, path in donors.items()]
         out = input_path.with_name(f"{input_path.stem}_{'_'.join(tags)}.png")
     out = Path(out)
-    _format(out)
+    image_format(out)
     paths = [out] + ([out.with_name(f"{out.stem}_compare.png")] if compare else [])
-    check_distinct(paths, [input_path] + ([Path(identity_from)] if identity_from else []))
+    check_distinct(paths, [input_path, *donors.values()])
+    for index, path in enumerate(paths):
+        check_output_file(path, overwrite, named=index == 0 and out_named)
     check_writable(paths)
     return paths
 
 
-def traverse_outputs(input_path, factor, out=None, direction=None):
+def traverse_outputs(input_path, factor, out=None, direction=None, overwrite=False):
     """The GIF and PNG grid a traversal writes, checked like `rerender_outputs`."""
-    from keras_dcign.files import check_distinct, check_writable
+    from keras_dcign.files import check_distinct, check_output_file, check_writable
 
     input_path = Path(input_path)
     tag = factor if direction is None else f"{factor}-{direction}"
@@ -260,6 +284,8 @@ def traverse_outputs(input_path, factor, out=None, direction=None):
         raise ValueError(f"Output {gif} has suffix {gif.suffix!r}; expected .gif.")
     paths = [gif, gif.with_suffix(".png")]
     check_distinct(paths, [input_path])
+    check_output_file(gif, overwrite, named=out is not None)
+    check_output_file(paths[1], overwrite, named=False)
     check_writable(paths)
     return paths
 
@@ -299,6 +325,11 @@ def rerender_file(
     image=None,
     identity_from=None,
     identity_image=None,
+    overwrite=False,
+    shape_from=None,
+    shape_image=None,
+    texture_from=None,
+    texture_image=None,
     **factors,
 ):
     """Re-renders one image file with new factors and writes the result.
@@ -316,6 +347,11 @@ def rerender_file(
         identity_from: an image file whose identity code the re-render
             takes (pose and light stay those of `input_path`).
         identity_image: its pixels already read by `read_image`.
+        overwrite: replace existing files this package did not write.
+        shape_from, texture_from: image files whose shape or texture code
+            the re-render takes (a preset with the shape/texture code;
+            everything else stays that of `input_path`).
+        shape_image, texture_image: their pixels already read by `read_image`.
         **factors: `azimuth`, `elevation`, `light` in degrees or names.
 
     Returns:
@@ -324,15 +360,21 @@ def rerender_file(
     from keras import ops
 
     changes = {k: v for k, v in factors.items() if v is not None}
-    paths = rerender_outputs(input_path, changes, out, compare, identity_from)
+    donors = {
+        "identity_from": (identity_from, identity_image),
+        "shape_from": (shape_from, shape_image),
+        "texture_from": (texture_from, texture_image),
+    }
+    paths = rerender_outputs(
+        input_path, changes, out, compare, identity_from, overwrite, shape_from, texture_from
+    )
     check_factors(model.calibration, changes)
     pixels = read_image(input_path) if image is None else image
     batch = to_model_input(pixels, model.image_size, model.channels, crop)[None]
-    if identity_from is not None:
-        other = read_image(identity_from) if identity_image is None else identity_image
-        changes["identity_from"] = to_model_input(
-            other, model.image_size, model.channels, crop
-        )[None]
+    for option, (path, given) in donors.items():
+        if path is not None:
+            other = read_image(path) if given is None else given
+            changes[option] = to_model_input(other, model.image_size, model.channels, crop)[None]
     rendered = ops.convert_to_numpy(model.rerender(batch, **changes))[0]
     written = [save_image(rendered, paths[0])]
     if compare:
@@ -352,6 +394,7 @@ def traverse_file(
     image=None,
     directions=None,
     direction=0,
+    overwrite=False,
 ):
     """Sweeps one factor over its calibrated range: an animated GIF and a PNG grid.
 
@@ -369,6 +412,7 @@ def traverse_file(
         directions: for `"intrinsic"`, the preset's record
             (`keras_dcign.directions.load_intrinsic_directions`).
         direction: for `"intrinsic"`, which direction (0 is the main one).
+        overwrite: replace existing files this package did not write.
 
     Returns:
         `(gif_path, grid_path)`.
@@ -376,7 +420,9 @@ def traverse_file(
     from keras import ops
 
     intrinsic = factor == "intrinsic"
-    gif, grid_path = traverse_outputs(input_path, factor, out, direction if intrinsic else None)
+    gif, grid_path = traverse_outputs(
+        input_path, factor, out, direction if intrinsic else None, overwrite
+    )
     pixels = read_image(input_path) if image is None else image
     if intrinsic:
         from keras_dcign.directions import walk
@@ -403,7 +449,13 @@ def traverse_file(
     atomic_write(
         gif,
         lambda handle: pictures[0].save(
-            handle, format="GIF", save_all=True, append_images=pictures[1:], duration=80, loop=0
+            handle,
+            format="GIF",
+            save_all=True,
+            append_images=pictures[1:],
+            duration=80,
+            loop=0,
+            **image_mark("GIF"),
         ),
     )
     columns = min(frames, 8)

@@ -44,7 +44,7 @@ import numpy as np
 
 from keras_dcign.datasets.reference_layout import within_storage
 from keras_dcign.download import NETWORK_HINT, cache_dir, sha256_of
-from keras_dcign.files import check_distinct, check_output_folder
+from keras_dcign.files import check_distinct, check_output_folder, is_preset_folder
 from keras_dcign.graphics_code import GraphicsCode
 
 IMAGE_SIZE = 150
@@ -290,18 +290,21 @@ def torch7_to_keras(vector, latents=REFERENCE_LATENTS, feature_maps=REFERENCE_FE
     return weights
 
 
-def import_torch7(path, out=None, latents=None, feature_maps=None):
+def import_torch7(path, out=None, latents=None, feature_maps=None, overwrite=False):
     """Converts the authors' Torch7 DC-IGN network into a keras_dcign preset.
 
     Args:
         path: the release zip (`dcign_sample_trained.zip`), its unzipped
             folder, or its `parameters.t7`.
         out: the preset folder to write: new, empty, or a preset this package
-            wrote (replaced); any other folder is refused before reading. Default
+            imported from the same `path` with nothing else in it (replaced);
+            any other folder is refused before reading. Default
             `$KERAS_HOME/keras_dcign/presets/torch7-<sha256 prefix>`.
         latents: the code size, only needed when the vector's length fits
             several layouts (the release: 200).
         feature_maps: the first convolution's maps, likewise (the release: 96).
+        overwrite: replace an `out` this package wrote even when it holds other
+            files or another preset (`keras_dcign.files.check_output_folder`).
 
     Returns:
         The preset folder's `Path`, ready for `keras_dcign.from_preset`.
@@ -317,10 +320,10 @@ def import_torch7(path, out=None, latents=None, feature_maps=None):
     (1, 150, 150, 1)
     """
     path = Path(path)
+    rule = dict(overwrite=overwrite, origin=f"import-torch7 {path.resolve()}")
     if out is not None:
         # Checked before the (slow) read, and again when the preset is written.
-        check_distinct([out], [path], replaced=True)
-        check_output_folder(out)
+        check_out(path, out, overwrite)
     vector, info = read_parameters(path)
     layout = infer_layout(len(vector), latents, feature_maps, source=info["file"])
     provenance = {
@@ -331,7 +334,20 @@ def import_torch7(path, out=None, latents=None, feature_maps=None):
     }
     if out is None:
         out = cache_dir("presets", f"torch7-{info['sha256'][:16]}")
-    return _write_preset(vector, layout, Path(out), provenance)
+        rule["overwrite"] = True  # the package's own cache
+    return _write_preset(vector, layout, Path(out), provenance, **rule)
+
+
+def check_out(path, out, overwrite=False):
+    """Refuses an `out` folder that `import_torch7(path, out)` may not write.
+
+    Raises:
+        ValueError: `out` holds `path`, or the write rule
+            (`keras_dcign.files.check_output_folder`) refuses it.
+    """
+    check_distinct([out], [path], replaced=True)
+    origin = f"import-torch7 {Path(path).resolve()}"
+    check_output_folder(out, "preset", overwrite, legacy=is_preset_folder, origin=origin)
 
 
 def _dcign_class():
@@ -347,7 +363,7 @@ def _dcign_class():
     return model_class
 
 
-def _write_preset(vector, layout, out, provenance, name=None):
+def _write_preset(vector, layout, out, provenance, name=None, overwrite=False, origin=None):
     latents, feature_maps = layout
     model = _dcign_class()(
         image_size=IMAGE_SIZE,
@@ -364,7 +380,9 @@ def _write_preset(vector, layout, out, provenance, name=None):
         converted_with="keras_dcign.import_torch7",
     )
     card = _model_card(name, provenance)
-    return model.save_to_preset(out, metadata={"torch7": provenance}, card=card)
+    return model.save_to_preset(
+        out, metadata={"torch7": provenance}, card=card, overwrite=overwrite, origin=origin
+    )
 
 
 def _model_card(name, info):
@@ -451,6 +469,7 @@ def convert_release(archive, url, out, name, parameters):
         "parameters_file": info["file"],
         "parameters_sha256": info["sha256"],
     }
-    out = _write_preset(vector, layout, Path(out), provenance, name=name)
+    # `out` is in the package's cache.
+    out = _write_preset(vector, layout, Path(out), provenance, name=name, overwrite=True)
     archive.unlink()  # the preset is what is kept; the zip's sha256 is in its metadata
     return out

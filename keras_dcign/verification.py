@@ -69,10 +69,11 @@ def fit_threshold(similarities, same):
 
 def save_verification(preset_dir, record):
     """Writes a verification record into a preset folder."""
-    from keras_dcign.files import atomic_write
+    from keras_dcign.files import atomic_write, record_written
 
     path = Path(preset_dir) / VERIFICATION_FILE
     atomic_write(path, json.dumps(record, indent=2) + "\n")
+    record_written(preset_dir, VERIFICATION_FILE)
     return path
 
 

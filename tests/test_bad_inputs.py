@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import blob_images, tiny_calibrated_model, tiny_model
+from keras_dcign.zoo import ZOO_DIR
 from PIL import Image
 
 DCIGN = shutil.which("dcign") or os.path.join(os.path.dirname(sys.executable), "dcign")
@@ -72,9 +73,13 @@ def preset(folder, calibrated=True, **changes):
 
 
 def low_r2_calibration(factor):
+    return changed_calibration(factor, r2=0.05)
+
+
+def changed_calibration(factor, **entry):
     model = tiny_calibrated_model()
     config = model.calibration.get_config()
-    config["factors"][factor]["r2"] = 0.05
+    config["factors"][factor].update(entry)
     return json.dumps(config)
 
 
@@ -96,6 +101,10 @@ def fixtures(tmp_path_factory):
         ),
         "calibration_bad_json": preset(root / "calibration_bad", **{"calibration.json": "{,"}),
         "low_r2": preset(root / "low_r2", **{"calibration.json": low_r2_calibration("azimuth")}),
+        "calibration_unit_outside": preset(
+            root / "calibration_unit_outside",
+            **{"calibration.json": changed_calibration("light", unit=3)},
+        ),
         "no_weights": preset(root / "no_weights", **{"model.weights.h5": None}),
         "broken_weights": preset(
             root / "broken_weights", **{"model.weights.h5": "not an HDF5 file"}
@@ -112,6 +121,22 @@ def _user_folder(path, **files):
     for name, text in files.items():
         (path / name).write_text(text)
     return path
+
+
+def _copy(preset_folder, path, **files):
+    """A copy of a preset; `files` add or rewrite files in it (name -> text, None deletes)."""
+    shutil.copytree(preset_folder, path)
+    for name, text in files.items():
+        if text is None:
+            (path / name).unlink()
+        else:
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            (path / name).write_text(text)
+    return path
+
+
+# A metrics.json as a full (not --quick) evaluation writes it.
+FULL_METRICS = json.dumps({"settings": {"score_samples": 1500}})
 
 
 # Each case: (id, setup(work, presets) -> argv, exit status, words the one line must hold).
@@ -554,11 +579,235 @@ CLI_CASES = [
         "plain http:// is insecure",
     ),
     ("zoo-info-unknown", lambda w, p: ["zoo", "info", "nope"], 1, "Unknown preset 'nope'"),
+    # A preset's files that disagree with each other.
+    (
+        "calibration-unit-outside-its-group",
+        lambda w, p: (
+            png(w / "x.png"),
+            [
+                "render",
+                "x.png",
+                "--light",
+                "left",
+                "--out",
+                "o.png",
+                "--preset",
+                p["calibration_unit_outside"],
+            ],
+        )[1],
+        1,
+        "'light' has unit 3, but group 'light' of",
+    ),
+    # The write rule: a folder of the user's own files that shares the names a command would
+    # write is refused before anything is written, and so is the installed package.
+    (
+        "train-out-folder-with-recipe-json",
+        lambda w, p: (
+            _user_folder(w / "mine", **{"recipe.json": "{}", "notes.txt": "keep"}),
+            ["train", "--out", "mine"],
+        )[1],
+        1,
+        "mine is not empty and is not a training run dcign wrote",
+    ),
+    (
+        "train-out-folder-with-checkpoints-subfolder",
+        lambda w, p: (
+            _user_folder(w / "mine" / "checkpoints", **{"notes.txt": "keep"}),
+            _user_folder(w / "mine", **{"recipe.json": "{}"}),
+            ["train", "--out", "mine", "--resume"],
+        )[2],
+        1,
+        "mine is not empty and is not a training run dcign wrote",
+    ),
+    (
+        "evaluate-out-with-metrics-and-scatter",
+        lambda w, p: (
+            _user_folder(w / "ev", **{"metrics.json": "{}", "scatter.png": "mine"}),
+            ["evaluate", p["good"], "--quick", "--out", "ev"],
+        )[1],
+        1,
+        "ev is not empty and is not an evaluation folder dcign wrote",
+    ),
+    (
+        "evaluate-update-card-on-a-bundled-preset",
+        lambda w, p: ["evaluate", "faces_64", "--update-card"],
+        1,
+        "faces_64 is part of the installed keras-dcign package",
+    ),
+    (
+        "evaluate-quick-update-card-on-a-bundled-preset",
+        lambda w, p: ["evaluate", "faces_64", "--quick", "--update-card", "--out", "ev"],
+        1,
+        "copy it with `dcign download faces_64 --dest DIR`",
+    ),
+    (
+        "evaluate-quick-update-card-over-a-full-evaluation",
+        lambda w, p: (
+            _copy(p["good"], w / "p", **{"metrics.json": FULL_METRICS}),
+            ["evaluate", "p", "--quick", "--update-card", "--out", "ev"],
+        )[1],
+        1,
+        "holds a full evaluation in metrics.json, which a --quick one would replace",
+    ),
+    (
+        "evaluate-update-card-on-an-unmarked-folder",
+        lambda w, p: (
+            _copy(p["good"], w / "p", **{".dcign": None, "metadata.json": None}),
+            ["evaluate", "p", "--quick", "--update-card", "--out", "ev"],
+        )[1],
+        1,
+        "--update-card writes into p, which is not a preset folder dcign wrote",
+    ),
+    (
+        "data-export-out-with-factors-csv",
+        lambda w, p: (
+            _user_folder(w / "mine", **{"factors.csv": "set,split\n"}),
+            ["data", "export", "--out", "mine", "--size", "16", "--batches", "1"],
+        )[1],
+        1,
+        "mine is not empty and is not a dataset export dcign wrote",
+    ),
+    (
+        "data-export-out-cannot-be-made",
+        lambda w, p: ["data", "export", "--out", "/proc/dcign-export", "--size", "16"],
+        1,
+        "Output folder /proc/dcign-export cannot be written",
+    ),
+    (
+        "data-generate-out-is-a-preset",
+        lambda w, p: (
+            _copy(p["good"], w / "p"),
+            ["data", "generate", "faces", "--size", "32", "--batches", "1", "--out", "p"],
+        )[1],
+        1,
+        "p is a preset folder dcign wrote, not a faces cache",
+    ),
+    (
+        "download-dest-preset-with-notes-and-eval",
+        lambda w, p: (
+            _copy(p["good"], w / "p", **{"notes.txt": "keep", "eval/metrics.json": "{}"}),
+            ["download", "faces_64", "--dest", "p"],
+        )[1],
+        1,
+        "p holds eval and 1 more, which dcign did not write there",
+    ),
+    (
+        "download-dest-another-preset",
+        lambda w, p: (_copy(p["good"], w / "p"), ["download", "faces_64", "--dest", "p"])[1],
+        1,
+        "p is a preset folder dcign made from another source",
+    ),
+    (
+        "download-dest-in-the-installed-package",
+        lambda w, p: ["download", "faces_64", "--dest", ZOO_DIR / "faces_64"],
+        1,
+        "is inside the installed keras-dcign package",
+    ),
+    (
+        "download-failure-leaves-no-folder",
+        lambda w, p: (
+            ["download", "https://127.0.0.1:9/b.bin", "--sha256", "0" * 64] + ["--dest", "a/b"]
+        ),
+        1,
+        "Could not download https://127.0.0.1:9/b.bin",
+    ),
+    (
+        "import-torch7-out-preset-with-notes",
+        lambda w, p: (
+            _copy(p["good"], w / "p", **{"notes.txt": "keep"}),
+            _user_folder(w, **{"parameters.t7": "x"}),
+            ["import-torch7", "parameters.t7", "--out", "p"],
+        )[2],
+        1,
+        "p holds notes.txt, which dcign did not write there",
+    ),
+    (
+        "import-torch7-out-in-the-installed-package",
+        lambda w, p: (
+            _user_folder(w, **{"parameters.t7": "x"}),
+            ["import-torch7", "parameters.t7", "--out", ZOO_DIR / "faces_64"],
+        )[1],
+        1,
+        "is inside the installed keras-dcign package",
+    ),
+    (
+        "render-out-over-a-user-file",
+        lambda w, p: (
+            png(w / "x.png"),
+            png(w / "o.png", value=np.zeros((40, 40), np.uint8)),
+            ["render", "x.png", "--light", "left", "--out", "o.png", "--preset", p["good"]],
+        )[2],
+        1,
+        "Output o.png already exists and was not written by dcign",
+    ),
+    (
+        "render-compare-over-a-user-file",
+        lambda w, p: (
+            png(w / "x.png"),
+            png(w / "r_compare.png"),
+            ["render", "x.png", "--light", "left", "--out", "r.png", "--compare"]
+            + ["--preset", p["good"]],
+        )[2],
+        1,
+        "Output r_compare.png (a name dcign chose) already exists",
+    ),
+    (
+        "render-default-name-over-a-user-file",
+        lambda w, p: (
+            png(w / "x.png"),
+            png(w / "x_light-left.png"),
+            ["render", "x.png", "--light", "left", "--preset", p["good"]],
+        )[2],
+        1,
+        "Output x_light-left.png (a name dcign chose) already exists",
+    ),
+    (
+        "traverse-grid-over-a-user-png",
+        lambda w, p: (
+            png(w / "x.png"),
+            png(w / "anim.png"),
+            ["traverse", "x.png", "--factor", "light", "--out", "anim.gif", "--preset", p["good"]],
+        )[2],
+        1,
+        "Output anim.png (a name dcign chose) already exists",
+    ),
+    (
+        "traverse-gif-over-a-user-gif",
+        lambda w, p: (
+            png(w / "x.png"),
+            _user_folder(w, **{"anim.gif": "mine"}),
+            ["traverse", "x.png", "--factor", "light", "--out", "anim.gif", "--preset", p["good"]],
+        )[2],
+        1,
+        "Output anim.gif already exists and was not written by dcign",
+    ),
+    (
+        "fit-scene-out-over-a-user-file",
+        lambda w, p: (
+            png(w / "x.png"),
+            png(w / "s.png"),
+            ["fit-scene", "x.png", "--out", "s.png", "--preset", p["good"]],
+        )[2],
+        1,
+        "Output s.png already exists and was not written by dcign",
+    ),
+    (
+        "fit-scene-default-name-over-a-user-file",
+        lambda w, p: (
+            png(w / "x.png"),
+            png(w / "x_scene.png"),
+            ["fit-scene", "x.png", "--preset", p["good"]],
+        )[2],
+        1,
+        "Output x_scene.png (a name dcign chose) already exists",
+    ),
 ]
 
 
-def run_dcign(args, cwd, stdin=None):
+def run_dcign(args, cwd, stdin=None, **environ):
     env = dict(os.environ, KERAS_HOME=str(cwd.parent / "home"), TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(environ)
+    env = {name: value for name, value in env.items() if value is not None}
     return subprocess.run(
         [DCIGN, *map(str, args)], cwd=cwd, env=env, capture_output=True, timeout=300, stdin=stdin
     )
@@ -582,7 +831,28 @@ QUICK_CLI_CASES = {
     "config-json-invalid",
     "angle-out-of-range-before-loading",
 }
+QUICK_CLI_CASES |= {
+    "train-out-folder-with-recipe-json",
+    "evaluate-update-card-on-a-bundled-preset",
+    "data-export-out-with-factors-csv",
+    "download-dest-preset-with-notes-and-eval",
+    "traverse-grid-over-a-user-png",
+}
 assert QUICK_CLI_CASES <= {c[0] for c in CLI_CASES}
+# Answered before Keras loads: these run with a Keras backend that does not exist, which
+# fails any command that imports Keras.
+BEFORE_KERAS = {
+    "download-dest-foreign",
+    "import-torch7-out-with-config-json",
+    "traverse-grid-over-input-png",
+    "render-out-is-input",
+    "bad-suffix-before-loading",
+    "angle-out-of-range-before-loading",
+    "missing-image",
+}
+_IDS = [c[0] for c in CLI_CASES]
+BEFORE_KERAS |= set(_IDS[_IDS.index("train-out-folder-with-recipe-json") :])  # the write rule
+BEFORE_KERAS -= {"train-out-folder-with-checkpoints-subfolder"}  # could be a run: train() decides
 
 
 @cli_only_once
@@ -599,10 +869,92 @@ def test_command_line_case(case, fixtures, tmp_path):
     work.mkdir()
     args = setup(work, fixtures)
     before = snapshot(work)
-    result = run_dcign(args, work)
+    no_keras = {"KERAS_BACKEND": "no-such-backend"} if case[0] in BEFORE_KERAS else {}
+    result = run_dcign(args, work, **no_keras)
     assert result.returncode == status, result.stderr.decode()[-2000:]
     assert_one_line(result.stderr, words)
     assert snapshot(work) == before
+
+
+@cli_only_once
+def test_zoo_list_in_a_pipe_keeps_whole_names(tmp_path):
+    from keras_dcign.zoo import registry
+
+    result = run_dcign(["zoo", "list"], tmp_path)
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    names = [line.split("\t")[0] for line in result.stdout.decode().splitlines()[1:]]
+    assert names == list(registry()["presets"])
+
+
+# TensorFlow's native log lines (absl and glog), as they start.
+NATIVE_LOG = ("absl::InitializeLog", "I0000 ", "E0000 ", "W0000 ", "oneDNN", "cuInit")
+
+
+@cli_only_once
+def test_stdout_holds_only_results_and_stderr_no_native_logs(tmp_path):
+    args = ["data", "export", "--out", "faces", "--size", "16", "--batches", "1"]
+    result = run_dcign(args, tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode() == "faces\n"
+    assert "Exporting faces" in result.stderr.decode()
+    assert not [w for w in NATIVE_LOG if w in result.stderr.decode()], result.stderr.decode()
+    assert json.loads((tmp_path / "faces" / ".dcign").read_text())["kind"] == "export"
+
+
+@pytest.mark.backend_independent
+def test_rendering_workers_write_no_native_logs(tmp_path):
+    """The face-rendering processes start without Keras or TensorFlow: nothing of theirs on
+    stderr, whatever the backend."""
+    code = (
+        "import sys; from keras_dcign.datasets import faces; "
+        "faces.generate(sys.argv[1], n_batches=2, batch_size=2, image_size=16, workers=2, "
+        "shard_size=1, progress=False)"
+    )
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "cache")],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert result.stderr.decode() == ""
+
+
+@pytest.mark.slow
+@cli_only_once
+def test_train_prints_results_on_stdout_and_no_native_logs(tmp_path):
+    """A tiny run on TensorFlow: progress on stderr, no TensorFlow log lines, two result lines."""
+    args = ["train", "--out", "run", "--steps", "2", "--image-size", "32", "--feature-maps", "8"]
+    args += ["--cache-batches", "2", "--batch-size", "4"]
+    result = run_dcign(args, tmp_path, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL=None)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("Trained 2 steps"), lines
+    assert not [w for w in NATIVE_LOG if w in result.stderr.decode()], result.stderr.decode()
+    marker = json.loads((tmp_path / "run" / ".dcign").read_text())
+    assert marker["kind"] == "run" and "recipe.json" in marker["files"]
+
+
+@cli_only_once
+def test_failed_download_leaves_no_folder_in_the_cache(tmp_path):
+    url = f"https://127.0.0.1:9/p.zip#sha256={'0' * 64}"
+    result = run_dcign(["download", url], tmp_path, KERAS_HOME=str(tmp_path / "home"))
+    assert result.returncode == 1
+    assert_one_line(result.stderr, "Could not download https://127.0.0.1:9/p.zip")
+    assert not list((tmp_path / "home" / "keras_dcign" / "presets").iterdir())
+
+
+@pytest.mark.slow
+@cli_only_once
+def test_failed_train_leaves_no_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    args = ["train", "--out", "runs/new", "--data-dir", "data", "--steps", "1"]
+    result = run_dcign(args, tmp_path)
+    assert result.returncode == 1
+    assert_one_line(result.stderr, "data has no batches")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
 @pytest.mark.slow
@@ -704,6 +1056,24 @@ def test_broken_preset_json_names_the_file(tmp_path, files, words):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize(
+    "files, words",
+    [
+        ({"calibration.json": changed_calibration("light", unit=1)}, "'light' has unit 1"),
+        ({"calibration.json": changed_calibration("light", group="pose")}, "group 'pose'"),
+        ({"metadata.json": json.dumps({"image_size": 64})}, "has image_size 64, but"),
+    ],
+    ids=["unit", "group", "image-size"],
+)
+def test_preset_files_that_disagree_are_named(tmp_path, files, words):
+    from keras_dcign import from_preset
+
+    folder = preset(tmp_path / "p", **files)
+    before = snapshot(tmp_path)
+    _raises_one_line(lambda: from_preset(folder), words)
+    assert snapshot(tmp_path) == before
+
+
 def test_incompatible_override_is_not_called_corrupt(tmp_path):
     from keras_dcign import from_preset
 
@@ -748,9 +1118,48 @@ def test_save_to_preset_refuses_a_foreign_folder_and_replaces_its_own(tmp_path):
     _raises_one_line(lambda: tiny_model().save_to_preset(mine), "is not a preset folder")
     assert snapshot(tmp_path) == before
     folder = preset(tmp_path / "p")
-    (folder / "stale.txt").write_text("from an older save")
-    tiny_model().save_to_preset(folder)
-    assert not (folder / "stale.txt").exists() and from_preset(folder).calibration is None
+    tiny_model().save_to_preset(folder)  # ours, nothing else in it: replaced whole
+    assert from_preset(folder).calibration is None
+    (folder / "notes.txt").write_text("the user's")
+    before = snapshot(tmp_path)
+    _raises_one_line(lambda: tiny_model().save_to_preset(folder), "holds notes.txt")
+    assert snapshot(tmp_path) == before
+    tiny_model().save_to_preset(folder, overwrite=True)
+    assert not (folder / "notes.txt").exists()
+
+
+def test_a_preset_from_before_markers_is_replaced_only_with_overwrite(tmp_path):
+    folder = preset(tmp_path / "p")
+    (folder / ".dcign").unlink()
+    before = snapshot(tmp_path)
+    _raises_one_line(lambda: tiny_model().save_to_preset(folder), "written before dcign marked")
+    assert snapshot(tmp_path) == before
+    tiny_model().save_to_preset(folder, overwrite=True)
+    assert json.loads((folder / ".dcign").read_text())["kind"] == "preset"
+
+
+@pytest.mark.backend_independent
+def test_api_writers_refuse_the_users_files(tmp_path):
+    from keras_dcign import Calibration
+    from keras_dcign.datasets import faces
+    from keras_dcign.download import extract_archive
+
+    mine = _user_folder(tmp_path / "mine", **{"factors.csv": "mine", "notes.txt": "keep"})
+    png(tmp_path / "gallery.png")
+    (tmp_path / "calibration.json").write_text("{}")
+    (tmp_path / "a.zip").write_bytes(b"PK\x03\x04")
+    before = snapshot(tmp_path)
+    calibration = Calibration({})
+    for call, words in [
+        (lambda: faces.export_reference_layout(mine, n_batches=1), "not a dataset export"),
+        (lambda: faces.generate(mine, n_batches=1), "not a faces cache"),
+        (lambda: extract_archive(tmp_path / "a.zip", mine), "not an unpacked archive"),
+        (lambda: faces.gallery(tmp_path / "gallery.png"), "gallery.png already exists"),
+        (lambda: calibration.save(tmp_path / "calibration.json"), "already exists"),
+        (lambda: calibration.save(ZOO_DIR / "calibration.json"), "installed keras-dcign"),
+    ]:
+        _raises_one_line(call, words)
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.backend_independent
@@ -866,6 +1275,7 @@ def test_resume_takes_the_newest_intact_checkpoint(tmp_path, home):
     checkpoints = run / "checkpoints"
     shutil.rmtree(checkpoints / "step-00000002")  # `latest` still names it
     (checkpoints / ".step-00000003.tmp").mkdir()  # what a Ctrl-C in a save leaves
+    (run / ".dcign").unlink()  # a run from before markers resumes too
     result = train(run, resume=True, steps=3, checkpoint_every=1, **TINY)
     assert (result.resumed_from, result.steps) == (1, 2)
     assert (checkpoints / "latest").read_text() == "step-00000003"

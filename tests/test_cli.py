@@ -122,7 +122,12 @@ def test_every_command_help_exits_0(command):
 def test_zoo_commands(preset):
     result = _run("zoo", "list")
     assert result.exit_code == 0, result.output
-    assert "keras-dcign zoo" in result.output
+    # Not a terminal: one preset a line, tab-separated, names whole.
+    lines = result.output.splitlines()
+    assert lines[0].split("\t")[0] == "name"
+    assert {"faces_64", "faces_64_entangled", "faces_basel_original"} <= {
+        line.split("\t")[0] for line in lines[1:]
+    }
     result = _run("zoo", "info", preset)
     assert result.exit_code == 0 and "Tiny card" in result.output
 

@@ -25,6 +25,7 @@ MIN_EXAMPLES = 133
 # (JAX compiles while it builds a model, TensorFlow while it trains one).
 SLOW = {
     "keras_dcign.evaluation.engine.evaluate",
+    "keras_dcign.evaluation.probes.shape_texture_swap",
     "keras_dcign.inference.fit_scene",
     "keras_dcign.model.DCIGN",
     "keras_dcign.model.DCIGN.rerender",

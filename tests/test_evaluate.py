@@ -76,6 +76,7 @@ def test_evaluate_returns_the_documented_numbers(metrics):
     _check_schema(metrics)
     assert metrics["details"]["units"] == {"azimuth": 0, "elevation": 1, "light": 2}
     assert metrics["details"]["calibration_fitted_here"] is False
+    assert "shape_texture_swap" not in metrics  # the paper's code has no shape and texture
     json.dumps(metrics)  # plain numbers only
 
 
@@ -150,9 +151,9 @@ def test_rerender_sets_the_calibrated_unit_outside_the_factor_group():
 
 
 def test_card_section_is_replaced_not_repeated(tmp_path, metrics):
-    (tmp_path / "README.md").write_text("# tiny\n\nSome card.\n")
-    report.update_card(tmp_path, metrics, "dcign evaluate tiny")
-    report.update_card(tmp_path, metrics, "dcign evaluate tiny --seed 0")
+    folder = tiny_calibrated_model().save_to_preset(tmp_path, card="# tiny\n\nSome card.\n")
+    report.update_card(folder, metrics, "dcign evaluate tiny")
+    report.update_card(folder, metrics, "dcign evaluate tiny --seed 0")
     card = (tmp_path / "README.md").read_text()
     assert card.startswith("# tiny\n\nSome card.\n")
     assert card.count(report.CARD_BEGIN) == 1 and "--seed 0" in card

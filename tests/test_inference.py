@@ -68,9 +68,15 @@ def test_dcign_fit_scene_prints_the_angles_and_writes_the_generators_picture(tmp
     assert {"azimuth", "azimuth_std", "elevation", "light"} <= set(fit)
     with Image.open(tmp_path / "face_scene.png") as picture:
         assert picture.size == (64, 64)
-    # The default picture is never written over a file it did not name on this run.
+    # The default picture replaces one dcign wrote, never a file of the user's.
     again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 1 and "face_scene.png exists" in again.output
+    assert again.exit_code == 0, again.output
+    Image.fromarray(np.zeros((8, 8), "uint8")).save(tmp_path / "face_scene.png")
+    mine = (tmp_path / "face_scene.png").read_bytes()
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and "face_scene.png" in refused.output
+    assert "already exists" in refused.output
+    assert (tmp_path / "face_scene.png").read_bytes() == mine
     text = CliRunner().invoke(
         cli,
         [

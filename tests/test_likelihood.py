@@ -125,10 +125,28 @@ def test_strided_config_round_trip_and_training():
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
-@pytest.mark.parametrize("size, match", [(36, "multiple of 8"), (8, "image_size=8")])
-def test_strided_stack_refuses_sizes_it_cannot_rebuild(size, match):
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"image_size": 8}, "image_size=8"),
+        ({"image_size": 32, "strided_stages": 5}, "strided_stages=5 is invalid"),
+    ],
+)
+def test_strided_stack_refuses_sizes_it_cannot_rebuild(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        DCIGN(image_size=size, feature_maps=8, architecture="strided")
+        DCIGN(feature_maps=8, architecture="strided", **kwargs)
+
+
+@pytest.mark.parametrize("size, stages", [(36, 3), (64, 3), (150, 4)])
+def test_strided_stack_rebuilds_any_size_and_adds_stages_for_large_images(size, stages):
+    model = DCIGN(image_size=size, feature_maps=4, architecture="strided")
+    assert model.strided_stages == stages
+    out = model(np.zeros((1, size, size, 1), "float32"))
+    assert tuple(out.shape) == (1, size, size, 1)
+    # A config saved before the setting existed rebuilds the three-stage stack.
+    config = model.get_config()
+    del config["strided_stages"]
+    assert DCIGN.from_config(config).strided_stages == 3
 
 
 def test_unknown_architecture_is_named():

@@ -36,6 +36,7 @@ def _preset(tmp_path, **kwargs):
 def test_round_trip(tmp_path, float16):
     model, folder = _preset(tmp_path, float16=float16)
     assert sorted(p.name for p in folder.iterdir()) == [
+        ".dcign",
         "README.md",
         "calibration.json",
         "config.json",

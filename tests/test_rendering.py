@@ -101,8 +101,8 @@ def _photograph(tmp_path, mode, fmt):
     image = Image.fromarray(pixels)
     if mode == "RGBA":
         image.putalpha(255)
-    elif mode == "L":
-        image = image.convert("L")
+    elif mode in ("L", "LA"):
+        image = image.convert(mode)
     path = tmp_path / f"photo.{fmt}"
     image.save(path)
     return path
@@ -128,16 +128,28 @@ def test_crop_auto_finds_the_face_in_a_photograph(tmp_path, mode, fmt):
     assert np.mean((auto - centre) ** 2) > 1e-3
 
 
-@pytest.mark.parametrize("fmt", ["png", "jpg"])
-def test_dcign_render_crop_auto_runs_on_a_photograph(tmp_path, calibrated, fmt):
-    pytest.importorskip("cv2")
+@pytest.mark.parametrize(
+    "mode, fmt, crop",
+    [
+        ("RGB", "png", "auto"),
+        ("RGB", "jpg", "auto"),
+        ("L", "jpg", "auto"),
+        ("RGBA", "png", "auto"),
+        ("LA", "png", "auto"),
+        ("L", "png", "center"),
+        ("RGBA", "png", "center"),
+    ],
+)
+def test_dcign_render_crops_a_photograph(tmp_path, calibrated, mode, fmt, crop):
+    if crop == "auto":
+        pytest.importorskip("cv2")
     from click.testing import CliRunner
     from keras_dcign_cli.main import cli
 
     preset = calibrated.save_to_preset(tmp_path / "tiny", card="# Tiny\n")
-    path = _photograph(tmp_path, "RGB", fmt)
+    path = _photograph(tmp_path, mode, fmt)
     result = CliRunner().invoke(
-        cli, ["render", str(path), "--crop", "auto", "--light", "left", "--preset", str(preset)]
+        cli, ["render", str(path), "--crop", crop, "--light", "left", "--preset", str(preset)]
     )
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "photo_light-left.png") as out:

@@ -465,3 +465,47 @@ def test_dcign_compile_auto_chooses_xla_on_tensorflow_by_the_cpu(tmp_path, monke
     model = tiny_model()
     model.compile()
     assert model.jit_compile is xla
+
+
+@pytest.mark.backend_independent
+def test_the_recipe_module_imports_without_keras():
+    code = (
+        "import sys; import keras_dcign.training.recipes as r; "
+        "print(r.RECIPES['faces_basel'].image_size, 'keras' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["150", "False"]
+
+
+@pytest.mark.backend_independent
+def test_every_recipe_setting_is_a_train_option_and_a_checked_field():
+    from click.testing import CliRunner
+    from keras_dcign_cli.main import cli
+
+    from keras_dcign.training.recipes import Recipe
+
+    usage = CliRunner().invoke(cli, ["train", "--help"], terminal_width=200).output
+    for name, setting in Recipe.settings().items():
+        assert (setting.flag or "--" + name.replace("_", "-")) in usage, name
+    # A value outside a setting's range is refused by the command, before any training.
+    result = CliRunner().invoke(cli, ["train", "--lr-decay", "1.5"])
+    assert result.exit_code == 2 and "1.5" in result.output
+    result = CliRunner().invoke(cli, ["train", "--gaussian-scale", "wide"])
+    assert result.exit_code == 2 and "gaussian_scale='wide' is invalid" in result.output
+
+
+@pytest.mark.backend_independent
+def test_model_kwargs_come_from_the_schema_and_saved_recipes_fill_in_legacy_values():
+    from keras_dcign.training.recipes import LEGACY_SETTINGS, RECIPES, Recipe
+
+    kwargs = RECIPES["faces_basel"].replace(batches_per_step=2).model_kwargs()
+    assert kwargs["image_size"] == 150 and kwargs["invariance_strength"] == 20.0
+    assert kwargs["monovariant_batch_size"] == 20 and "steps" not in kwargs
+    old = {"image_size": 32, "steps": 10, "config": "faces_64", "seed": 0}
+    saved = Recipe.from_saved(old)
+    assert saved.architecture == LEGACY_SETTINGS["architecture"] == "paper"
+    assert saved.steps == 10 and saved.cache_batches == RECIPES["faces_64"].cache_batches
+    with pytest.raises(ValueError, match="gaussian_scale=-1 is invalid"):
+        Recipe(gaussian_scale=-1)

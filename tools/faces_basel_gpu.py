@@ -25,11 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAPER_STACK = [
-    "--architecture", "paper", "--feature-maps", "96", "--reconstruction", "bernoulli",
-    "--gaussian-scale", "0.1", "--learning-rate", "5e-4", "--invariance-strength", "0.01",
-    "--pretrain-steps", "0", "--plain-fraction", "0", "--lr-decay", "0", "--steps", "30000",
-]
 TINY = ["--image-size", "32", "--feature-maps", "8", "--cache-batches", "8", "--steps", "20"]
 
 
@@ -62,7 +57,7 @@ def main():
         step(sys.executable, "-m", "pip", "install", "--no-index", "--find-links", wheels, ".")
     dcign = [sys.executable, "-m", "keras_dcign_cli.main"]
     # The paper's own stack and objective; the faces_basel recipe is the CPU-feasible strided one.
-    train = [*dcign, "train", "--config", "faces_basel", *PAPER_STACK, "--out", args.run]
+    train = [*dcign, "train", "--recipe", "faces_basel_paper", "--out", args.run]
     if args.tiny:
         train += TINY
     else:

@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 
 from keras_dcign.datasets import _face_model, _streams
-from keras_dcign.files import atomic_write, check_output_folder
+from keras_dcign.files import atomic_write, check_output_folder, folder_marker, mark_folder
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -72,15 +72,18 @@ def _render_shard(manifest, out_dir, shard):
     probabilities = np.array(manifest["probabilities"])
     start = shard * manifest["shard_size"]
     stop = min(start + manifest["shard_size"], manifest["n_batches"])
-    images, kind_ids, factors = [], [], {k: [] for k in ("identity", "azimuth", "elevation",
-                                                          "light")}
+    names = _streams.FACTOR_NAMES
+    if set(kinds) & set(_streams.SHAPE_TEXTURE_KINDS):
+        names += (_streams.TEXTURE_FACTOR,)
+    images, kind_ids, factors = [], [], {name: [] for name in names}
     for index in range(start, stop):
         kind = spec.mixed_kind(index, kinds, probabilities)
         batch, _, batch_factors = spec.batch(kind, index)
         images.append(np.round(batch[..., 0] * 255.0).astype(np.uint8))
         kind_ids.append(_streams.KINDS.index(kind))
-        for name, values in batch_factors.items():
-            factors[name].append(values)
+        for name in names:
+            # A batch that does not split people wears its own people's texture.
+            factors[name].append(batch_factors.get(name, batch_factors["identity"]))
     path = _shard_path(out_dir, shard)
     arrays = dict(
         images=np.stack(images), kind=np.array(kind_ids, np.int8),
@@ -143,10 +146,10 @@ def generate(out_dir, n_batches=DEFAULT_BATCHES, batch_size=20, image_size=64, s
     workers = _streams.check_count("workers", workers)
     manifest_path = os.path.join(out_dir, MANIFEST)
     # A folder that is not one of our caches is the user's: never write into it.
-    check_output_folder(
-        out_dir, ours=lambda folder: (folder / MANIFEST).exists(), what="a faces cache"
-    )
+    check_output_folder(out_dir, "faces-cache", reuse=True, legacy=_is_cache)
     os.makedirs(out_dir, exist_ok=True)
+    if folder_marker(out_dir) is None:
+        mark_folder(out_dir, "faces-cache")
     if os.path.exists(manifest_path):
         existing = _read_manifest(out_dir)
         if existing != manifest:
@@ -175,6 +178,15 @@ def generate(out_dir, n_batches=DEFAULT_BATCHES, batch_size=20, image_size=64, s
                 for job in concurrent.futures.as_completed(jobs):
                     bar.advance(bar.task, job.result())
     return out_dir
+
+
+def _is_cache(folder):
+    """Whether `folder` is a cache written before caches were marked: its manifest reads."""
+    try:
+        _read_manifest(folder)
+    except ValueError:
+        return False
+    return True
 
 
 def _read_manifest(out_dir):
@@ -218,7 +230,8 @@ def load(out_dir, progress=True):
         A dict: `images` uint8 (batches, N, H, W) (divide by 255 for [0, 1]),
         `kind` (batches,) batch kind names, `group` (batches,) active group
         names (None for MIXED), `identity`, `azimuth`, `elevation`, `light`
-        (batches, N), and `manifest`.
+        (batches, N), `texture_identity` (batches, N) where the cache holds
+        SHAPE_ONLY or TEXTURE_ONLY batches, and `manifest`.
     """
     manifest = _read_manifest(out_dir)
     n, per = manifest["n_batches"], manifest["shard_size"]
@@ -255,7 +268,8 @@ def cached_batches(out_dir, shuffle=True, seed=0, repeat=True, progress=True):
         order = rng.permutation(n) if shuffle else np.arange(n)
         for i in order:
             images = data["images"][i].astype(np.float32)[..., None] / 255.0
-            factors = {k: data[k][i] for k in ("identity", "azimuth", "elevation", "light")}
+            names = _streams.FACTOR_NAMES + (_streams.TEXTURE_FACTOR,)
+            factors = {k: data[k][i] for k in names if k in data}
             yield images, data["group"][i], factors
         if not repeat:
             return

@@ -9,7 +9,8 @@ def gallery(path=None, image_size=150, identity=None, people=None, columns=8):
     """Pictures of every factor: azimuth, elevation and light sweeps, then people.
 
     Args:
-        path: where to save the sheet as PNG (None: do not save).
+        path: where to save the sheet as PNG (None: do not save); an existing
+            file is replaced only when this package wrote it.
         image_size: side of each picture in pixels.
         identity: the person of the sweeps (default: of the first 100 test
             people, the one closest to the mean face).
@@ -19,6 +20,10 @@ def gallery(path=None, image_size=150, identity=None, people=None, columns=8):
     Returns:
         The sheet, uint8 (4 * image_size, columns * image_size).
     """
+    if path is not None:
+        from keras_dcign.files import check_output_file
+
+        check_output_file(path)
     test = _streams.identities("test")
     if identity is None:
         norms = [np.linalg.norm(_face_model.coefficients(i)) for i in test[:100]]
@@ -39,5 +44,8 @@ def gallery(path=None, image_size=150, identity=None, people=None, columns=8):
     if path is not None:
         from PIL import Image
 
-        Image.fromarray(sheet).save(path)
+        from keras_dcign.files import atomic_write, image_mark
+
+        picture = Image.fromarray(sheet)
+        atomic_write(path, lambda handle: picture.save(handle, "PNG", **image_mark("PNG")))
     return sheet

@@ -18,7 +18,10 @@ Conventions (degrees):
   from the viewer's right. Its elevation is fixed (`LIGHT_ELEVATION`).
 
 People are ids `0 .. N_IDENTITIES - 1`; the last `N_TEST_IDENTITIES` ids are
-the test split and never appear in training streams.
+the test split and never appear in training streams. A person's shape and
+texture (albedo) are separate coefficient vectors, so one person's shape can
+wear another's texture (`combine`), and two batch kinds vary only one of them
+(SHAPE_ONLY, TEXTURE_ONLY; see `batches`).
 
 Example:
 
@@ -59,13 +62,15 @@ ELEVATION_RANGE = _streams.ELEVATION_RANGE
 LIGHT_RANGE = _streams.LIGHT_RANGE
 LIGHT_ELEVATION = _render.LIGHT_ELEVATION
 SHAPE_BIAS = _streams.SHAPE_BIAS
+MONOVARIANT_KINDS = _streams.MONOVARIANT_KINDS
+SHAPE_TEXTURE_KINDS = _streams.SHAPE_TEXTURE_KINDS
 LANDMARKS = tuple(_render.LANDMARKS)
 
 __all__ = [  # noqa: F822 (FacesSequence is loaded on first use, see __getattr__)
-    "FacesSequence", "batches", "cached_batches", "coefficients", "dataset",
+    "FacesSequence", "batches", "cached_batches", "coefficients", "combine", "dataset",
     "export_reference_layout", "gallery", "generate", "identities", "landmarks", "load",
     "load_reference_layout", "mirror", "read_batch", "render", "render_buffers",
-    "stack_batches", "symmetric", "test_set", "training_batches",
+    "stack_batches", "symmetric", "test_set", "training_batches", "training_kinds",
 ]
 
 
@@ -95,6 +100,42 @@ def coefficients(identity):
     if is_vector or people.ndim:
         raise ValueError(f"identity must be one int id, got {identity!r:.80}.")
     return _face_model.coefficients(int(people))
+
+
+def combine(shape_identity, texture_identity):
+    """One person's shape with another's texture, as coefficient vectors for `render`.
+
+    Args:
+        shape_identity: person ids whose shape modes the vectors take.
+        texture_identity: person ids whose albedo (texture) modes they take;
+            ints or 1-D arrays that broadcast with `shape_identity`.
+
+    Returns:
+        float32 `(N_COEFFICIENTS,)` for two ids, `(N, N_COEFFICIENTS)` for arrays.
+
+    Example:
+
+    >>> from keras_dcign.datasets import faces
+    >>> vector = faces.combine(7, 9000)  # person 7's head, person 9000's skin
+    >>> faces.render(vector, image_size=32).shape
+    (32, 32)
+    """
+    return _streams.combine(shape_identity, texture_identity)
+
+
+def training_kinds(code=None):
+    """The monovariant batch kinds that train a graphics code's groups.
+
+    Args:
+        code: a `GraphicsCode`, a layout name (`"paper"`, `"shape_texture"`)
+            or None (the paper's).
+
+    Returns:
+        A tuple of kinds: `("AZ", "EL", "LIGHT", "SHAPE")` for the paper's
+        code, `("AZ", "EL", "LIGHT", "SHAPE_ONLY", "TEXTURE_ONLY")` for the
+        shape/texture code.
+    """
+    return _streams.training_kinds(code)
 
 
 def mirror(coeffs):
@@ -189,8 +230,11 @@ def batches(kind, batch_size=20, image_size=64, split="train", seed=0, **ranges)
     Args:
         kind: `"AZ"` (one person, fixed elevation and light, azimuth varies),
             `"EL"` (elevation varies), `"LIGHT"` (light azimuth varies),
-            `"SHAPE"` (different people, fixed pose and light) or `"MIXED"`
-            (everything varies).
+            `"SHAPE"` (different people, fixed pose and light), `"MIXED"`
+            (everything varies), `"SHAPE_ONLY"` (different people's shape
+            with one person's texture, fixed pose and light) or
+            `"TEXTURE_ONLY"` (one person's shape with different people's
+            texture, fixed pose and light).
         batch_size: pictures per batch (20 in the paper).
         image_size: picture side in pixels.
         split: `"train"` or `"test"` people.
@@ -202,8 +246,11 @@ def batches(kind, batch_size=20, image_size=64, split="train", seed=0, **ranges)
     Yields:
         `(images, group, factors)`: images float32 (N, H, W, 1) in [0, 1];
         group the active `GraphicsCode` group (`"azimuth"`, `"elevation"`,
-        `"light"`, `"intrinsic"`, or None for MIXED); factors a dict of (N,)
-        arrays `identity` (int64), `azimuth`, `elevation`, `light` (degrees).
+        `"light"`, `"intrinsic"`, `"shape"`, `"texture"`, or None for MIXED);
+        factors a dict of (N,) arrays `identity` (int64), `azimuth`,
+        `elevation`, `light` (degrees). SHAPE_ONLY and TEXTURE_ONLY batches
+        add `texture_identity` (int64): `identity` is then whose shape each
+        picture has, `texture_identity` whose texture.
     """
     spec = _streams.StreamSpec(batch_size, image_size, split, seed, **ranges)
     _streams.check_kind(kind)
@@ -217,8 +264,10 @@ def training_batches(batch_size=20, image_size=64, split="train", seed=0, shape_
     Args:
         batch_size, image_size, split, seed, **ranges: as for `batches`.
         shape_bias: False draws AZ:EL:LIGHT:SHAPE as 1:1:1:1, True as 1:1:1:16
-            (the reference code's shape bias); a number sets SHAPE's weight.
-        kinds: the kinds to mix (default the four monovariant kinds); add
+            (the reference code's shape bias); a number sets SHAPE's weight
+            (and that of SHAPE_ONLY and TEXTURE_ONLY each).
+        kinds: the kinds to mix (default the paper's four monovariant kinds;
+            `training_kinds("shape_texture")` for the shape/texture code); add
             `"MIXED"` for an entangled baseline.
 
     Yields:
@@ -251,17 +300,19 @@ def test_set(kind, n_batches, batch_size=20, image_size=64, seed=0, **ranges):
     return np.stack([p[0] for p in parts]), parts[0][1], factors
 
 
-def stack_batches(batches):
+def stack_batches(batches, code=None):
     """Batches as training arrays, the way `faces.dataset` items hold them.
 
     Args:
         batches: an iterable of `(images, group, factors)`, as `batches`,
             `cached_batches` and `load_reference_layout` give them.
+        code: the `GraphicsCode` (or layout name) the ids are of; None is the
+            paper's.
 
     Returns:
         `(images, group_ids)`: images float32 (n, N, H, W, 1) and group_ids
-        int32 (n, N), each picture's active group id (0 azimuth, 1
-        elevation, 2 light, 3 intrinsic, -1 MIXED).
+        int32 (n, N), each picture's active group id in `code` (the paper's:
+        0 azimuth, 1 elevation, 2 light, 3 intrinsic; -1 MIXED).
 
     Example:
 
@@ -284,17 +335,15 @@ def stack_batches(batches):
                 f"batch {len(images)} has shape {batch.shape}; the first has "
                 f"{images[0].shape}. Batches must share one shape to stack."
             )
-        if group not in GROUP_IDS:
-            raise ValueError(f"group must be one of {tuple(GROUP_IDS)}, got {group!r}.")
         images.append(batch)
-        group_ids.append(np.full(len(batch), GROUP_IDS[group], np.int32))
+        group_ids.append(np.full(len(batch), _streams.group_id(group, code), np.int32))
     if not images:
         raise ValueError("batches is empty; expected at least one batch to stack.")
     return np.stack(images), np.stack(group_ids)
 
 
 def dataset(steps_per_epoch=100, batch_size=20, image_size=64, split="train", seed=0,
-            shape_bias=False, kinds=None, fresh_each_epoch=True, **kwargs):
+            shape_bias=False, kinds=None, fresh_each_epoch=True, code=None, **kwargs):
     """A `keras.utils.PyDataset` of DC-IGN batches for `model.fit`.
 
     Args:
@@ -304,19 +353,23 @@ def dataset(steps_per_epoch=100, batch_size=20, image_size=64, split="train", se
             call and in every worker.
         fresh_each_epoch: new batches every epoch (training) or the same
             ones (validation).
+        code: the `GraphicsCode` (or layout name) trained: it sets the group
+            ids, and the default kinds (`training_kinds(code)`). None is the
+            paper's.
         **kwargs: ranges (as for `batches`), and `workers`,
             `use_multiprocessing`, `max_queue_size` for `PyDataset`.
 
     Returns:
         A `FacesSequence` whose items are `(images, group_ids)`: images
         float32 (N, H, W, 1), group_ids int32 (N,) holding each picture's
-        active group id (0 azimuth, 1 elevation, 2 light, 3 intrinsic, -1 MIXED).
+        active group id in `code` (the paper's: 0 azimuth, 1 elevation, 2
+        light, 3 intrinsic; -1 MIXED).
     """
     from keras_dcign.datasets._pydataset import FacesSequence
 
     return FacesSequence(
         steps_per_epoch, batch_size, image_size, split, seed, shape_bias, kinds,
-        fresh_each_epoch, **kwargs,
+        fresh_each_epoch, code=code, **kwargs,
     )
 
 

@@ -48,8 +48,10 @@ def export_reference_layout(out_dir, batches=None, split="train", n_batches=10, 
     in `FT_training` and test people in `FT_test`.
 
     Args:
-        out_dir: the dataset root (created if needed); batches already there
-            are kept and new ones numbered after them.
+        out_dir: the dataset root: new, empty, or an export this package
+            wrote (`keras_dcign.files.check_output_folder`), whose batches are
+            kept and new ones numbered after them. A new one is removed again
+            when the export fails.
         batches: None, or an iterable of `(images, group, factors)` as
             `faces.batches` yields (images (N, H, W, 1) or (N, H, W) in
             [0, 1]); MIXED batches have no place in the layout.
@@ -74,7 +76,9 @@ def export_reference_layout(out_dir, batches=None, split="train", n_batches=10, 
     ['batch1', 'batch2']
     """
     from keras_dcign.datasets import _cache, _streams
+    from keras_dcign.files import check_output_folder, removed_on_failure
 
+    check_output_folder(out_dir, "export", reuse=True)
     if batches is not None:
         parts = [(split, batches, None)]
     else:
@@ -85,10 +89,25 @@ def export_reference_layout(out_dir, batches=None, split="train", n_batches=10, 
             for kind in _streams.MONOVARIANT_KINDS:
                 parts.append((part_split, _rendered(spec, kind, n_batches), n_batches))
     total = None if batches is not None else sum(p[2] for p in parts)
-    with _cache.progress_bar(progress, "Exporting faces", total) as bar:
-        for part_split, stream, _ in parts:
-            _write_batches(out_dir, stream, part_split, lambda: bar.advance(bar.task, 1))
+    with removed_on_failure(out_dir):
+        _mark(out_dir)
+        with _cache.progress_bar(progress, "Exporting faces", total) as bar:
+            for part_split, stream, _ in parts:
+                _write_batches(out_dir, stream, part_split, lambda: bar.advance(bar.task, 1))
     return out_dir
+
+
+def _mark(out_dir):
+    """Makes `out_dir` and marks it as an export (once)."""
+    from keras_dcign.files import folder_marker, mark_folder
+
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"Output folder {out_dir} cannot be written: {error.strerror}.") from None
+    if folder_marker(out_dir) is None:
+        names = [FACTORS_CSV] + ["th_" + name for name in SET_NAMES.values()]
+        mark_folder(out_dir, "export", names)
 
 
 def _rendered(spec, kind, n_batches):

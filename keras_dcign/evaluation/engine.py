@@ -100,6 +100,13 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
           beside the reconstruction of the truth, and how many swaps are
           nearest their own truth among the held-out people
           (`probes.identity_swap`).
+        - shape_texture_swap: only for a model whose code has `shape` and
+          `texture` groups (`GraphicsCode.shape_texture`): one person
+          re-rendered with another's texture (`rerender(texture_from=)`) and
+          with another's shape (`shape_from=`) against the renderer's
+          picture of that, beside the person's plain reconstruction, and how
+          many swaps are nearest their own truth among the held-out people's
+          textures (shapes) (`probes.shape_texture_swap`).
         - identity_auc: verification ROC AUC of same-person pairs against
           different-person pairs, by cosine similarity of the code without
           its pose and light units, across random pose and light.
@@ -170,6 +177,11 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
         turn = probes.turn_check(model, people=options["turn_people"], split=split)
         spread = probes.intrinsic_spread(model, people=options["turn_people"], split=split)
         swap = probes.identity_swap(model, people=options["turn_people"], split=split, seed=seed)
+        parts = None
+        if {"shape", "texture"} <= set(model.code.names):
+            parts = probes.shape_texture_swap(
+                model, people=options["turn_people"], split=split, seed=seed
+            )
         advance()
         disentanglement = _disentanglement(model, renderer, people, ranges, options, seed, advance)
 
@@ -182,6 +194,7 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
         "turn_check": turn,
         "intrinsic_spread": spread,
         "identity_swap": swap,
+        **({"shape_texture_swap": parts} if parts else {}),
         "mig": disentanglement["mig"]["mig"],
         "factorvae": disentanglement["factorvae"]["eval_accuracy"],
         "betavae": disentanglement["betavae"]["eval_accuracy"],

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_dcign.evaluation.engine import FACTORS
+from keras_dcign.extras import require
 from keras_dcign.files import atomic_write
 
 
@@ -14,15 +15,8 @@ def scatter_plot(metrics, path, title=None):
     The inferred angle is the calibrated reading of the factor's latent
     unit; each person's sweep has its own colour.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise ImportError(
-            "Evaluation figures need matplotlib: pip install 'keras-dcign[eval]'"
-        ) from error
+    require("matplotlib", "Evaluation figures").use("Agg")
+    plt = require("matplotlib.pyplot", "Evaluation figures")
     figure, axes = plt.subplots(1, len(FACTORS), figsize=(4 * len(FACTORS), 4), dpi=100)
     for axis, factor in zip(axes, FACTORS):
         points = metrics["scatter"][factor]

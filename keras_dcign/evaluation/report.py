@@ -4,8 +4,14 @@ import json
 import re
 from pathlib import Path
 
-from keras_dcign.evaluation.engine import FACTORS
-from keras_dcign.files import atomic_write
+from keras_dcign.evaluation.engine import FACTORS, QUICK
+from keras_dcign.files import (
+    atomic_write,
+    folder_marker,
+    installed_folder_of,
+    is_preset_folder,
+    record_written,
+)
 
 METRICS_FILE = "metrics.json"
 CARD_BEGIN = "<!-- dcign evaluate: begin -->"
@@ -73,6 +79,16 @@ def summary_rows(metrics):
             else []
         ),
         *(
+            (
+                f"{group} swap (A's pose, light and {other}, B's {group}) MSE (SSIM)",
+                f"{err['mse']:.4f} ({err['ssim']:.3f}); reconstruction "
+                f"{err['reconstruction_mse']:.4f} ({err['reconstruction_ssim']:.3f}); "
+                f"unchanged input {err['input_baseline_mse']:.4f}; {_identified(err)} identified",
+            )
+            for group, other in (("texture", "shape"), ("shape", "texture"))
+            if (err := metrics.get("shape_texture_swap", {}).get(group))
+        ),
+        *(
             [
                 (
                     "identity code spread, one person turning 40° ÷ between people",
@@ -130,14 +146,61 @@ def card_section(metrics, command):
     return "\n".join(lines) + "\n"
 
 
+def check_card_update(preset_dir, quick=False, name=None):
+    """Refuses an `update_card` this package may not make, before anything is measured.
+
+    The preset must be one this package wrote (its marker, or the metadata of a
+    preset written before markers), outside the installed package, and a quick
+    evaluation does not replace a full one.
+
+    Args:
+        preset_dir: the preset folder.
+        quick: the evaluation uses the `QUICK` sample sizes.
+        name: how the user named the preset, for messages.
+
+    Raises:
+        ValueError: one line naming the preset and what to do instead.
+    """
+    preset_dir = Path(preset_dir)
+    name = name or str(preset_dir)
+    if installed_folder_of(preset_dir) is not None:
+        raise ValueError(
+            f"Preset {name} is part of the installed keras-dcign package, which dcign never "
+            f"writes; copy it with `dcign download {name} --dest DIR` and pass DIR with "
+            "--update-card."
+        )
+    marker = folder_marker(preset_dir)
+    if not ((marker and marker["kind"] == "preset") or is_preset_folder(preset_dir)):
+        raise ValueError(
+            f"--update-card writes into {preset_dir}, which is not a preset folder dcign wrote; "
+            "nothing was changed."
+        )
+    if quick and _is_full_evaluation(preset_dir / METRICS_FILE):
+        raise ValueError(
+            f"Preset {name} holds a full evaluation in {METRICS_FILE}, which a --quick one "
+            "would replace; leave out --quick to update its card."
+        )
+
+
+def _is_full_evaluation(path):
+    try:
+        settings = json.loads(Path(path).read_text()).get("settings", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return settings.get("score_samples", 0) > QUICK["score_samples"]
+
+
 def update_card(preset_dir, metrics, command):
     """Writes `metrics.json` into a preset folder and puts the evaluation into its card.
 
     The card's evaluation section (between `CARD_BEGIN` and `CARD_END`) is
-    replaced, or appended when there is none.
+    replaced, or appended when there is none. The folder must pass
+    `check_card_update`.
     """
     from keras_dcign.presets import CARD_FILE
+
     preset_dir = Path(preset_dir)
+    check_card_update(preset_dir)
     card_path = preset_dir / CARD_FILE
     card = card_path.read_text() if card_path.exists() else ""
     section = card_section(metrics, command)
@@ -152,4 +215,5 @@ def update_card(preset_dir, metrics, command):
 
         save_verification(preset_dir, metrics["verification"])
     atomic_write(card_path, card)
+    record_written(preset_dir, METRICS_FILE, CARD_FILE)
     return card_path

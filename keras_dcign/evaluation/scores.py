@@ -12,23 +12,12 @@ need them, so importing this module costs nothing. Codes are arrays of shape
 data point (disentanglement_lib stores the transpose).
 """
 
-import importlib
 import inspect
 import numbers
 
 import numpy as np
 
-_INSTALL_HINT = "pip install 'keras-dcign[eval]'"
-
-
-def _require(package, caller):
-    """Import `package` (scipy or sklearn), or explain how to install it."""
-    try:
-        return importlib.import_module(package)
-    except ImportError as error:
-        root = package.split(".")[0]
-        name = "scikit-learn" if root == "sklearn" else root
-        raise ImportError(f"{caller} needs {name}: {_INSTALL_HINT}") from error
+from keras_dcign.extras import require as _require
 
 
 def _as_matrix(array, name, *, min_rows=1, min_cols=1):

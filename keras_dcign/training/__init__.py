@@ -1,19 +1,35 @@
-"""Training a DC-IGN by recipe: `recipes` (the named settings), `data` (the batches),
-`loop` (`train`: model, checkpoints, calibration, preset), `checkpoint` (atomic, resumable
-checkpoints), `callbacks` and `card` (the preset's model card)."""
+"""Training a DC-IGN by recipe: `recipes` (the settings' schema and the named recipes), `data`
+(the batches), `loop` (`train`: model, checkpoints, calibration, preset), `checkpoint` (atomic,
+resumable checkpoints), `callbacks`, `schedule` and `card` (the preset's model card).
 
-from keras_dcign.training.card import describe_machine, model_card
-from keras_dcign.training.loop import TrainResult, heldout_reconstruction_mse, train
-from keras_dcign.training.recipes import LEGACY_SETTINGS, PRETRAIN_DATA, RECIPES, recipe
+The names load on first use: `recipes` needs no Keras, the rest does.
+"""
 
-__all__ = [
-    "LEGACY_SETTINGS",
-    "PRETRAIN_DATA",
-    "RECIPES",
-    "TrainResult",
-    "describe_machine",
-    "heldout_reconstruction_mse",
-    "model_card",
-    "recipe",
-    "train",
-]
+import importlib
+
+_EXPORTS = {
+    "LEGACY_SETTINGS": "keras_dcign.training.recipes",
+    "PRETRAIN_DATA": "keras_dcign.training.recipes",
+    "RECIPES": "keras_dcign.training.recipes",
+    "Recipe": "keras_dcign.training.recipes",
+    "TrainResult": "keras_dcign.training.loop",
+    "describe_machine": "keras_dcign.training.card",
+    "heldout_reconstruction_mse": "keras_dcign.training.loop",
+    "model_card": "keras_dcign.training.card",
+    "recipe": "keras_dcign.training.recipes",
+    "train": "keras_dcign.training.loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'keras_dcign.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

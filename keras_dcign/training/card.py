@@ -5,25 +5,39 @@ import platform
 
 import keras
 
-from keras_dcign.training.recipes import images_per_step
+from keras_dcign.training.recipes import Recipe
 
 
 def model_card(config, metadata):
     """The markdown model card of a preset trained by `train`."""
-    recipe_ = metadata["recipe"]
-    command = metadata.get("command") or f"dcign train --dataset faces --config {config}"
+    recipe_ = Recipe.from_saved(metadata["recipe"])
+    seed = metadata["recipe"].get("seed", 0)
+    command = metadata.get("command") or f"dcign train --dataset faces --recipe {config}"
     r2 = metadata["calibration_r2"]
     logs = metadata.get("final_logs", {})
     check = metadata.get("relight_check", {})
-    entangled = not recipe_.get("monovariant", True)
+    entangled = not recipe_.monovariant
     lines = [
-        f"# {config}_entangled" if entangled else f"# {config}",
+        f"# {config}"
+        + ("_entangled" if entangled else "")
+        + ("" if recipe_.code == "paper" else f"_{recipe_.code}"),
         "",
-        f"DC-IGN at {recipe_['image_size']}x{recipe_['image_size']} px, "
-        f"{_stack_words(recipe_)}, {recipe_['feature_maps']} feature maps, a 200-unit graphics "
-        "code (azimuth, elevation, light, 197 intrinsic); "
+        f"DC-IGN at {recipe_.image_size}x{recipe_.image_size} px, "
+        f"{_stack_words(recipe_, metadata)}, {recipe_.feature_maps} feature maps, a "
+        f"{_code_words(recipe_.code)}; "
         f"{_likelihood_words(recipe_)}.",
         "",
+        *(
+            [
+                "Its intrinsic units are two groups, the face's shape and its texture (albedo), "
+                "trained on batches that vary only the one (SHAPE_ONLY, TEXTURE_ONLY): "
+                "`model.rerender(images, shape_from=..., texture_from=...)` and `dcign render "
+                "--shape-from/--texture-from` swap them.",
+                "",
+            ]
+            if recipe_.code == "shape_texture"
+            else []
+        ),
         *(
             [
                 "This is the paper's entangled baseline: the same network trained as a plain VAE "
@@ -45,37 +59,29 @@ def model_card(config, metadata):
         "## Recipe",
         "",
         f"- command: `{command}`",
-        f"- steps: {metadata['steps']} of {_per_step(recipe_)}; seed {recipe_['seed']}",
-        f"- clamp {recipe_['clamp']}, invariance strength {recipe_['invariance_strength']}, "
-        f"shape bias {recipe_['shape_bias']}, KL weight {recipe_['kl_weight']}, "
-        f"Adam learning rate {recipe_['learning_rate']}"
+        f"- steps: {metadata['steps']} of {_per_step(recipe_)}; seed {seed}",
+        f"- clamp {recipe_.clamp}, invariance strength {recipe_.invariance_strength}, "
+        f"shape bias {recipe_.shape_bias}, KL weight {recipe_.kl_weight}, "
+        f"Adam learning rate {recipe_.learning_rate}"
         + (
-            f" (cosine decay to 5% over the last {recipe_['lr_decay']:.0%} of the steps)"
-            if recipe_.get("lr_decay")
+            f" (cosine decay to 5% over the last {recipe_.lr_decay:.0%} of the steps)"
+            if recipe_.lr_decay
             else ""
         )
         + (
-            f", {recipe_['plain_fraction']:.0%} of the monovariant phase's batches plain-VAE "
+            f", {recipe_.plain_fraction:.0%} of the monovariant phase's batches plain-VAE "
             "MIXED batches"
-            if recipe_.get("plain_fraction")
+            if recipe_.plain_fraction
             else ""
         )
+        + (f", started from the weights of `{recipe_.init_from}`" if recipe_.init_from else "")
         + (
-            f", started from the weights of `{recipe_['init_from']}`"
-            if recipe_.get("init_from")
-            else ""
-        )
-        + (
-            f", the first {recipe_['pretrain_steps']} steps as a plain VAE on "
-            + (
-                "MIXED batches"
-                if recipe_.get("pretrain_data", "monovariant") == "mixed"
-                else "the monovariant batches"
-            )
-            if recipe_.get("pretrain_steps")
+            f", the first {recipe_.pretrain_steps} steps as a plain VAE on "
+            + ("MIXED batches" if recipe_.pretrain_data == "mixed" else "the monovariant batches")
+            if recipe_.pretrain_steps
             else ""
         ),
-        f"- images seen: {metadata['steps'] * images_per_step(recipe_):,}",
+        f"- images seen: {metadata['steps'] * recipe_.images_per_step:,}",
         *_lineage_lines(metadata),
         (
             f"- training time: {metadata['train_seconds_this_run']} s "
@@ -151,16 +157,27 @@ def _lineage_lines(metadata):
     return lines
 
 
-def _stack_words(recipe_):
-    if recipe_.get("architecture", "paper") == "strided":
-        return "a strided conv stack (4x4 stride-2 convolutions and transposes)"
+def _code_words(layout):
+    """The graphics code in words: "200-unit graphics code (azimuth, ..., 197 intrinsic)"."""
+    from keras_dcign.graphics_code import GraphicsCode
+
+    code = GraphicsCode.named(layout)
+    groups = ", ".join(name if size == 1 else f"{size} {name}" for name, size in code)
+    return f"{code.size}-unit graphics code ({groups})"
+
+
+def _stack_words(recipe_, metadata):
+    if recipe_.architecture == "strided":
+        stages = metadata.get("strided_stages")
+        stages = f"{stages} " if stages else ""
+        return f"a strided conv stack ({stages}4x4 stride-2 convolutions and transposes)"
     return "the paper's conv stack"
 
 
 def _likelihood_words(recipe_):
-    if recipe_.get("reconstruction", "bernoulli") == "bernoulli":
+    if recipe_.reconstruction == "bernoulli":
         return "Bernoulli pixel likelihood, as the paper"
-    scale = recipe_.get("gaussian_scale")
+    scale = recipe_.gaussian_scale
     if scale == "learned":
         return "Gaussian pixel likelihood with one learned shared sigma (a calibrated decoder)"
     if scale == "analytic":
@@ -203,7 +220,6 @@ def describe_machine():
 
 def _per_step(recipe_):
     """What one step trains on: a batch, or several monovariant batches side by side."""
-    per_step = recipe_.get("batches_per_step", 1)
-    if per_step == 1:
-        return f"batch {recipe_['batch_size']}"
-    return f"{per_step} batches of {recipe_['batch_size']} side by side"
+    if recipe_.batches_per_step == 1:
+        return f"batch {recipe_.batch_size}"
+    return f"{recipe_.batches_per_step} batches of {recipe_.batch_size} side by side"

@@ -28,8 +28,9 @@ def save_checkpoint(model, run_dir, step, keep=2):
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
     remove_partial_checkpoints(run_dir)
-    # Written beside its final name and renamed into place (a re-saved step is replaced).
-    with atomic_folder(final, ours=lambda folder: True, what="a checkpoint") as staging:
+    # Written beside its final name and renamed into place (a re-saved step is replaced,
+    # also one saved before checkpoints were marked: the run folder is ours).
+    with atomic_folder(final, "checkpoint", True, legacy=lambda f: True) as staging:
         model.save_weights(staging / WEIGHTS_FILE)
         store = {}
         model.optimizer.save_own_variables(store)

@@ -41,11 +41,12 @@ def _batch_source(settings, data_dir, seed, workers, progress, chunk):
     from keras_dcign.datasets import faces
 
     size, batch = settings["image_size"], settings["batch_size"]
-    kinds = None if settings["monovariant"] else ("MIXED",)
+    code = settings.get("code", "paper")
+    kinds = training_kinds(code) if settings["monovariant"] else ("MIXED",)
     pretrain = int(settings["pretrain_steps"])
     if data_dir is not None:
         images, groups = faces.stack_batches(
-            faces.load_reference_layout(data_dir, image_size=size, split="train")
+            faces.load_reference_layout(data_dir, image_size=size, split="train"), code
         )
         return _cycle(images, groups, seed, pretrain)
     if workers:
@@ -61,6 +62,7 @@ def _batch_source(settings, data_dir, seed, workers, progress, chunk):
             seed=seed,
             shape_bias=settings["shape_bias"],
             kinds=kinds,
+            code=code,
             workers=workers,
             use_multiprocessing=True,
         )
@@ -71,6 +73,7 @@ def _batch_source(settings, data_dir, seed, workers, progress, chunk):
         shape_bias=settings["shape_bias"],
         seed=seed,
         progress=progress,
+        code=code,
     )
     images, groups = cached_training_set(**cache, kinds=kinds)
     fraction = float(settings.get("plain_fraction", 0.0))
@@ -147,19 +150,29 @@ def _switch_at(step, before, after):
     return generate
 
 
+def training_kinds(code):
+    """The batch kinds a monovariant run of a graphics code trains on; None for the paper's
+    four (AZ, EL, LIGHT, SHAPE), whose caches are named without their kinds."""
+    from keras_dcign.datasets import faces
+
+    kinds = faces.training_kinds(code)
+    return None if kinds == faces.MONOVARIANT_KINDS else kinds
+
+
 def cached_training_set(
-    image_size, n_batches, batch_size, shape_bias, seed, progress=True, kinds=None
+    image_size, n_batches, batch_size, shape_bias, seed, progress=True, kinds=None, code="paper"
 ):
     """Generated faces rendered once into `$KERAS_HOME/keras_dcign/datasets` and loaded.
 
-    `kinds` as for `faces.training_batches` (default: the four monovariant kinds).
+    `kinds` as for `faces.training_batches` (default: the four monovariant kinds); `code` the
+    `GraphicsCode` or layout name whose group ids the batches carry.
 
     Returns:
         `(images, group_ids)`: uint8 `(batches, N, H, W, 1)` and int32 `(batches, N)`.
     """
     from keras_dcign.datasets import faces
+    from keras_dcign.datasets._streams import group_id
     from keras_dcign.download import cache_dir
-    from keras_dcign.graphics_code import GraphicsCode
 
     name = f"faces-{image_size}px-{n_batches}x{batch_size}-bias{shape_bias:g}-seed{seed}"
     if kinds is not None:
@@ -182,8 +195,7 @@ def cached_training_set(
         shutil.rmtree(folder)
         faces.generate(folder, **options)
     data = faces.load(folder, progress=progress)
-    code = GraphicsCode.paper()
-    ids = np.array([-1 if g is None else code.index(g) for g in data["group"]], dtype="int32")
+    ids = np.array([group_id(g, code) for g in data["group"]], dtype="int32")
     return data["images"][..., None], np.repeat(ids[:, None], batch_size, axis=1)
 
 

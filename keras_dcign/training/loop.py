@@ -12,7 +12,13 @@ import numpy as np
 
 from keras_dcign.compute import describe as describe_compute
 from keras_dcign.directions import fit_intrinsic_directions, save_intrinsic_directions
-from keras_dcign.files import atomic_write, check_distinct, check_output_folder
+from keras_dcign.files import (
+    atomic_write,
+    check_distinct,
+    check_output_folder,
+    folder_marker,
+    mark_folder,
+)
 from keras_dcign.training.callbacks import StopAfter, TrainingProgress
 from keras_dcign.training.card import describe_machine, model_card
 from keras_dcign.training.checkpoint import (
@@ -23,10 +29,18 @@ from keras_dcign.training.checkpoint import (
     resume_point,
 )
 from keras_dcign.training.data import batch_source
-from keras_dcign.training.recipes import PRECISIONS, images_per_step, recipe, resumed_recipe
+from keras_dcign.training.recipes import (
+    PRECISIONS,
+    Recipe,
+    images_per_step,
+    recipe,
+    resumed_recipe,
+)
 
 # A run folder's record of the training segments behind its starting weights.
 LINEAGE_FILE = "lineage.json"
+# What a run writes into its folder (its marker lists them).
+RUN_FILES = ("checkpoints", "preset", "recipe.json", LINEAGE_FILE)
 
 
 @dataclasses.dataclass
@@ -86,6 +100,9 @@ def train(
             plain VAE (nothing clamped), then monovariant, as the reference
             code's README recommends; `pretrain_data="mixed"` pre-trains on
             MIXED batches, `"monovariant"` on the monovariant batches.
+            `code="shape_texture"` trains the graphics code with separate
+            shape and texture groups (`GraphicsCode.shape_texture`) on AZ,
+            EL, LIGHT, SHAPE_ONLY and TEXTURE_ONLY batches.
 
     Returns:
         A `TrainResult`.
@@ -95,18 +112,21 @@ def train(
     settings = recipe(config, **overrides)
     run_dir = Path(out)
     _check_writable(run_dir)
-    check_output_folder(run_dir, ours=_is_run_folder, what="a training run")
-    check_distinct([run_dir], [data_dir] if data_dir else [], replaced=True)
-    existing = resume_point(run_dir) if resume else latest_checkpoint(run_dir)
-    if existing is not None and not resume:
+    if not resume and latest_checkpoint(run_dir) is not None:
         raise ValueError(
             f"{run_dir} already holds a training run; pass --resume to continue it or choose "
             "another --out."
         )
+    # A run folder is known by its marker; one from before markers by its checkpoints, and
+    # then only to resume it (resume_point validates them before anything is written).
+    legacy = (lambda folder: any((folder / "checkpoints").glob("step-*"))) if resume else None
+    check_output_folder(run_dir, "run", reuse=True, legacy=legacy)
+    check_distinct([run_dir], [data_dir] if data_dir else [], replaced=True)
+    existing = resume_point(run_dir) if resume else None
     if existing is not None:
         settings = resumed_recipe(run_dir, config, seed, overrides, settings)
-    total = int(settings["steps"])
-    per_step = images_per_step(settings)
+    total = settings.steps
+    per_step = settings.images_per_step
     # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
     # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
     chunk = math.gcd(total, checkpoint_every)
@@ -122,10 +142,12 @@ def train(
     if start and lineage_path.is_file():
         lineage = json.loads(lineage_path.read_text())
     else:
-        lineage = initial_lineage(settings["init_from"])
-    if settings["init_from"] and not start:
-        init_from_preset(model, settings["init_from"])
+        lineage = initial_lineage(settings.init_from)
+    if settings.init_from and not start:
+        init_from_preset(model, settings.init_from)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if folder_marker(run_dir) is None:
+        mark_folder(run_dir, "run", RUN_FILES)
     if not lineage_path.is_file():
         atomic_write(lineage_path, json.dumps(lineage))
     # Written whole or not at all: a resumed run reads it back.
@@ -169,6 +191,7 @@ def train(
         else None,
         "machine": describe_machine(),
         "compute": compute,
+        "strided_stages": model.strided_stages,
         "command": command,
         "final_logs": {k: float(v[-1]) for k, v in history.items()},
         "calibration_r2": {f: e["r2"] for f, e in model.calibration.factors.items()},
@@ -181,8 +204,14 @@ def train(
     if model.reconstruction == "gaussian" and model.gaussian_scale == "learned":
         log_scale = keras.ops.convert_to_numpy(model.likelihood_scale())
         metadata["learned_sigma"] = round(float(np.exp(log_scale)), 5)
+    # The run's own preset is replaced, also one written before presets were marked.
     preset_dir = model.save_to_preset(
-        run_dir / "preset", metadata=metadata, card=model_card(config, metadata), float16=True
+        run_dir / "preset",
+        metadata=metadata,
+        card=model_card(config, metadata),
+        float16=True,
+        overwrite=True,
+        origin="dcign train",
     )
     save_intrinsic_directions(preset_dir, fit_intrinsic_directions(model, seed=seed))
     return TrainResult(preset_dir, run_dir, done - start, seconds, history, start)
@@ -196,48 +225,51 @@ def build_model(settings, seed=0, compute=None):
     """
     from keras_dcign.model import DCIGN
 
+    if not isinstance(settings, Recipe):
+        settings = Recipe.from_saved(settings)
     compute = compute or describe_compute(settings, keras.backend.backend())
     keras.utils.set_random_seed(seed)
-    model = DCIGN(
-        image_size=settings["image_size"],
-        feature_maps=settings["feature_maps"],
-        architecture=settings["architecture"],
-        reconstruction=settings["reconstruction"],
-        gaussian_scale=settings["gaussian_scale"],
-        clamp=settings["clamp"],
-        invariance_strength=settings["invariance_strength"],
-        monovariant_batch_size=(
-            settings["batch_size"] if int(settings["batches_per_step"]) > 1 else None
-        ),
-        kl_weight=settings["kl_weight"],
-        monovariant=settings["monovariant"],
-        seed=seed,
-        dtype=PRECISIONS[compute["precision"]],
-    )
-    learning_rate = float(settings["learning_rate"])
-    if float(settings.get("lr_decay", 0.0)):
+    model = DCIGN(**settings.model_kwargs(), seed=seed, dtype=PRECISIONS[compute["precision"]])
+    learning_rate = settings.learning_rate
+    if settings.lr_decay:
         from keras_dcign.training.schedule import DecayOverLast
 
-        learning_rate = DecayOverLast(learning_rate, settings["steps"], settings["lr_decay"])
+        learning_rate = DecayOverLast(learning_rate, settings.steps, settings.lr_decay)
     optimizer = keras.optimizers.Adam(learning_rate)
     model.compile(optimizer=optimizer, jit_compile=compute["jit_compile"])
     return model
 
 
 # Settings of a preset that fix its weights' shapes: a run starts from it only where they match.
-_SHAPE_SETTINGS = ("image_size", "channels", "feature_maps", "architecture", "code")
+_SHAPE_SETTINGS = (
+    "image_size",
+    "channels",
+    "feature_maps",
+    "architecture",
+    "strided_stages",
+    "code size",
+)
 
 
 def init_from_preset(model, preset):
     """Loads a preset's weights into a freshly built model (the optimizer stays fresh).
 
+    The graphics code may be laid out differently when it has as many units: a run with the
+    shape/texture code (`--code shape_texture`) starts from a paper-code preset such as
+    `faces_64`, its shape and texture groups from the preset's intrinsic units (the weights
+    have the same shapes, and the preset's lineage records where they came from).
+
     Raises:
         ValueError: the preset's network differs from the run's (one line naming the setting).
     """
+    from keras_dcign.graphics_code import GraphicsCode
     from keras_dcign.presets import from_preset
 
     source = from_preset(preset, progress=False)
     ours, theirs = model.get_config(), source.get_config()
+    # Only the code's size fixes the weights' shapes; its groups may be named otherwise.
+    for config in (ours, theirs):
+        config["code size"] = GraphicsCode.from_config(config["code"]).size
     for key in _SHAPE_SETTINGS:
         if ours.get(key) != theirs.get(key):
             raise ValueError(
@@ -341,8 +373,3 @@ def _check_writable(run_dir):
         raise ValueError(
             f"Output folder {run_dir} is not writable: {nearest} is not a writable folder."
         )
-
-
-def _is_run_folder(folder):
-    """Whether `folder` holds a training run (its checkpoints or its recipe)."""
-    return (folder / "checkpoints").is_dir() or (folder / "recipe.json").is_file()
