@@ -100,7 +100,7 @@ class TorchDCIGN(nn.Module):
 
 def build(image_size, feature_maps, channels=1, code_size=200):
     """A `TorchDCIGN` padded like `keras_dcign.DCIGN` at this image size."""
-    from keras_dcign.model import plan_padding
+    from keras_dcign.stacks import plan_padding
 
     encoder_padding, decoder_padding, grid = plan_padding(image_size)
     return TorchDCIGN(

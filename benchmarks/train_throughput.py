@@ -96,7 +96,7 @@ def conv_layers(image_size, feature_maps, channels=1):
     `out_maps`, `kernel`, `out_side` and `pooled` (whether a 2x2 max-pool
     follows).
     """
-    from keras_dcign.model import DECODER_KERNEL, ENCODER_KERNEL, plan_padding
+    from keras_dcign.stacks import DECODER_KERNEL, ENCODER_KERNEL, plan_padding
 
     encoder_padding, decoder_padding, grid = plan_padding(image_size)
     maps = (feature_maps, feature_maps // 2, feature_maps // 4)
@@ -137,7 +137,7 @@ def training_flops(image_size, feature_maps, channels=1, code_size=200):
         macs *= layer["in_maps"]
         forward += macs
         input_grad += macs if i else 0  # the images need no gradient
-    from keras_dcign.model import plan_padding
+    from keras_dcign.stacks import plan_padding
 
     grid = plan_padding(image_size)[2]
     dense = 3 * grid * grid * (feature_maps // 4) * code_size  # two heads, decoder input

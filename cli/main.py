@@ -306,14 +306,14 @@ def render(
 ):
     """Re-render INPUT with a new light, azimuth, elevation, person, shape or texture."""
     from keras_dcign.graphics_code import check_parts
-    from keras_dcign.presets import from_preset, load_calibration, read_config, resolve_preset
-    from keras_dcign.rendering import (
+    from keras_dcign.image_files import (
         check_factors,
         parse_factor,
         read_image,
         rerender_file,
         rerender_outputs,
     )
+    from keras_dcign.presets import from_preset, load_calibration, read_config, resolve_preset
 
     values = {"light": light, "azimuth": azimuth, "elevation": elevation}
     changes = {k: parse_factor(v) for k, v in values.items() if v is not None}
@@ -384,8 +384,8 @@ def verify(first, second, preset, crop, as_json):
 
 
 def _verify(first, second, preset, crop):
+    from keras_dcign.image_files import read_image, to_model_input
     from keras_dcign.presets import from_preset, resolve_preset
-    from keras_dcign.rendering import read_image, to_model_input
     from keras_dcign.verification import load_verification, verify
 
     images = [read_image(first), read_image(second)]
@@ -427,8 +427,8 @@ def fit_scene(input_path, preset, statistic, simulations, seed, out, crop, as_js
     standard deviation, and writes the generator's own picture of the fitted scene.
     """
     from keras_dcign.files import check_distinct, check_output_file, check_writable
+    from keras_dcign.image_files import image_format, read_image, save_image, to_model_input
     from keras_dcign.presets import from_preset, resolve_preset
-    from keras_dcign.rendering import image_format, read_image, save_image, to_model_input
 
     path = Path(out) if out else Path(input_path).with_name(f"{Path(input_path).stem}_scene.png")
     image_format(path)
@@ -483,8 +483,8 @@ def traverse(input_path, factor, direction, frames, preset, out, crop, overwrite
     intrinsic = factor == "intrinsic"
     direction = direction or 0
     from keras_dcign.directions import load_intrinsic_directions
+    from keras_dcign.image_files import check_traversal, read_image, traverse_file, traverse_outputs
     from keras_dcign.presets import from_preset, load_calibration, resolve_preset
-    from keras_dcign.rendering import check_traversal, read_image, traverse_file, traverse_outputs
 
     gif, _ = traverse_outputs(input_path, factor, out, direction if intrinsic else None, overwrite)
     image = read_image(input_path)

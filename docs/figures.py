@@ -11,7 +11,7 @@ import numpy as np
 
 import keras_dcign
 from keras_dcign.datasets import faces
-from keras_dcign.rendering import save_image
+from keras_dcign.image_files import save_image
 
 
 def rerender_example(preset, out, people=3):

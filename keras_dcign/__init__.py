@@ -32,7 +32,7 @@ _EXPORTS = {
     "identity_embedding": "keras_dcign.verification",
     "import_torch7": "keras_dcign.torch7",
     "list_presets": "keras_dcign.presets",
-    "plan_padding": "keras_dcign.model",
+    "plan_padding": "keras_dcign.stacks",
     "save_to_preset": "keras_dcign.presets",
 }
 # The modules whose classes Keras deserializes by their registered names.

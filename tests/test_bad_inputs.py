@@ -1002,7 +1002,7 @@ def _raises_one_line(call, words):
 
 @pytest.mark.backend_independent
 def test_sixteen_bit_gray_is_read_by_its_range(tmp_path):
-    from keras_dcign.rendering import read_image
+    from keras_dcign.image_files import read_image
 
     ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "deep.png")
@@ -1028,7 +1028,7 @@ def test_sixteen_bit_gray_is_read_by_its_range(tmp_path):
     ids=["float-0-255", "nan", "1x1", "thin", "bomb", "truncated-png"],
 )
 def test_images_that_cannot_be_mapped_are_refused(tmp_path, make, words):
-    from keras_dcign.rendering import load_image
+    from keras_dcign.image_files import load_image
 
     make(tmp_path / "bad.tif")
     before = snapshot(tmp_path)
@@ -1175,7 +1175,7 @@ def test_import_torch7_refuses_a_foreign_folder(tmp_path):
 
 
 def test_rerender_file_never_writes_over_its_input(tmp_path):
-    from keras_dcign.rendering import rerender_file
+    from keras_dcign.image_files import rerender_file
 
     png(tmp_path / "a_compare.png")
     before = snapshot(tmp_path)

@@ -67,9 +67,9 @@ def test_active_group_gradient_equals_an_unclamped_models():
     gid = model.group_ids("light", 6)
 
     def clamped_loss(v):
-        return ops.sum(reconstruction_loss(images, model.decode_logits(model.clamp(v, gid))))
+        return ops.sum(reconstruction_loss(images, model.decode_logits(model.clamp_layer(v, gid))))
 
-    clamped_values = ops.convert_to_numpy(model.clamp(z, gid))
+    clamped_values = ops.convert_to_numpy(model.clamp_layer(z, gid))
 
     def plain_loss(v):
         return ops.sum(reconstruction_loss(images, model.decode_logits(v)))

@@ -52,7 +52,7 @@ def traversal_grid(model, path, factor, people=4, steps=7, split="test", seed=0)
     from keras import ops
 
     from keras_dcign.datasets import faces
-    from keras_dcign.rendering import save_image
+    from keras_dcign.image_files import save_image
 
     if factor not in FACTORS:
         raise ValueError(f"factor={factor!r} is not supported; expected one of {FACTORS}.")

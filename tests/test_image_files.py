@@ -3,7 +3,7 @@ import pytest
 from helpers import tiny_calibrated_model
 from PIL import Image
 
-from keras_dcign.rendering import load_image, rerender_file, traverse_file
+from keras_dcign.image_files import load_image, rerender_file, traverse_file
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def _photograph(tmp_path, mode, fmt):
 )
 def test_crop_auto_finds_the_face_in_a_photograph(tmp_path, mode, fmt):
     pytest.importorskip("cv2")
-    from keras_dcign.rendering import _face_box, read_image
+    from keras_dcign.image_files import _face_box, read_image
 
     path = _photograph(tmp_path, mode, fmt)
     pixels = read_image(path)
@@ -154,3 +154,29 @@ def test_dcign_render_crops_a_photograph(tmp_path, calibrated, mode, fmt, crop):
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "photo_light-left.png") as out:
         assert out.size == (32, 32)
+
+
+@pytest.mark.backend_independent
+def test_images_are_read_as_a_viewer_shows_them(tmp_path):
+    """Upright by the EXIF orientation, and transparency composited over black."""
+    from PIL import Image
+
+    from keras_dcign.image_files import read_image
+
+    pixels = np.zeros((20, 40), "uint8")
+    pixels[:, :10] = 255  # a bright band on the left of a landscape picture
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # stored sideways: a viewer turns it 90 degrees clockwise
+    image.save(tmp_path / "sideways.jpg", exif=exif, quality=95)
+    upright = read_image(tmp_path / "sideways.jpg")
+    assert upright.shape == (40, 20, 1)
+    assert upright[:10].mean() > 0.9 and upright[10:].mean() < 0.1  # the band is now on top
+
+    rgba = np.zeros((20, 20, 4), "uint8")
+    rgba[..., :3] = 255
+    rgba[:, :10, 3] = 255  # white, opaque on the left, transparent on the right
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "half.png")
+    read = read_image(tmp_path / "half.png")
+    assert read.shape == (20, 20, 3)
+    assert read[:, :10].min() == 1.0 and read[:, 10:].max() == 0.0

@@ -1,4 +1,5 @@
-"""Re-rendering image files: read any image Pillow opens, change pose or light, write the result.
+"""Image files: read any image Pillow opens, re-render it with new pose, light or identity,
+and write the result.
 
 Every command reads its input image once (`read_image`, so a pipe such as `/dev/stdin` works)
 and checks its arguments and output paths before the model is loaded.
@@ -9,7 +10,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from keras_dcign.extras import require
 from keras_dcign.files import atomic_write, image_mark
@@ -27,7 +28,9 @@ def read_image(path):
 
     Every mode Pillow opens is mapped by its own range: 1- and 8-bit modes
     over 255, 16-bit gray (`I;16*`, and `I` within 0..65535) over 65535,
-    float (`F`) only when it already lies in [0, 1]. Alpha is dropped.
+    float (`F`) only when it already lies in [0, 1]. The picture is read as a
+    viewer shows it: turned upright by its EXIF orientation, and a transparent
+    picture composited over black, the generated faces' background.
 
     Args:
         path: an image file (PNG, JPEG, TIFF, ...) or a pipe such as `/dev/stdin`.
@@ -47,7 +50,7 @@ def read_image(path):
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            pixels = _to_unit_range(path, image)
+            pixels = _to_unit_range(path, ImageOps.exif_transpose(image))
     except Image.DecompressionBombError:
         raise ValueError(
             f"Image {path} is too large: more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
@@ -82,6 +85,11 @@ def _to_unit_range(path, image):
             )
         return (values / high).astype("float32")[..., None]
     gray = mode in ("1", "L", "LA", "La") or (mode in ("P", "PA") and _gray_palette(image))
+    if "A" in image.getbands() or "transparency" in image.info:
+        # Over black: colour times alpha.
+        layers = np.asarray(image.convert("LA" if gray else "RGBA"), dtype="float32") / 255.0
+        pixels = layers[..., :-1] * layers[..., -1:]
+        return pixels
     try:
         converted = image.convert("L" if gray else "RGB")
     except ValueError:
