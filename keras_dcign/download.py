@@ -55,6 +55,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from keras_dcign.extras import require
 from keras_dcign.files import (
     atomic_folder,
     atomic_write,
@@ -335,23 +336,13 @@ def _archive_root(unpacked, required_files):
 
 def fetch_hub(source):
     """The local snapshot of an `hf://owner/repo` source, through `huggingface_hub`."""
-    try:
-        import huggingface_hub
-    except ImportError as error:
-        raise ValueError(
-            f"{source!r} needs huggingface_hub; install it with `pip install huggingface_hub`."
-        ) from error
+    huggingface_hub = require("huggingface_hub", repr(source))
     return Path(huggingface_hub.snapshot_download(repo_id=source[len("hf://") :]))
 
 
 def fetch_kaggle(source):
     """The local copy of a `kaggle://owner/model/framework/variant` source, through `kagglehub`."""
-    try:
-        import kagglehub
-    except ImportError as error:
-        raise ValueError(
-            f"{source!r} needs kagglehub; install it with `pip install kagglehub`."
-        ) from error
+    kagglehub = require("kagglehub", repr(source))
     return Path(kagglehub.model_download(source[len("kaggle://") :]))
 
 

@@ -44,6 +44,7 @@ import numpy as np
 
 from keras_dcign.datasets.reference_layout import within_storage
 from keras_dcign.download import NETWORK_HINT, cache_dir, sha256_of
+from keras_dcign.extras import require
 from keras_dcign.files import check_distinct, check_output_folder, is_preset_folder
 from keras_dcign.graphics_code import GraphicsCode
 
@@ -225,7 +226,7 @@ def _shallowest(container, names):
 
 
 def _read_t7_vector(path, label=None):
-    import torchfile
+    torchfile = require("torchfile", "Reading the Torch7 network")
 
     label = label or str(path)
     try:

@@ -162,7 +162,9 @@ def _resize(images, image_size):
 
 
 def _read_t7(path):
-    import torchfile
+    from keras_dcign.extras import require
+
+    torchfile = require("torchfile", "Reading a Torch7 batch")
 
     try:
         tensor = torchfile.load(path)

@@ -2,8 +2,8 @@
 
 Usage:
 
-    python docs/curves.py --candidates strided_gaussian      # train and measure its points
-    python docs/curves.py --report                           # figure, table and face strips
+    python tools/curves.py --candidates strided_gaussian      # train and measure its points
+    python tools/curves.py --report                           # figure, table and face strips
 
 Each candidate is the real command, `dcign train --dataset faces --out runs/curves/NAME FLAGS
 --steps N`, run to its first point, then resumed (`--resume --steps N`) to each later point.
@@ -314,7 +314,7 @@ def _cell(value):
     return value if isinstance(value, str) else f"{value:.2f}"
 
 
-CURVES_BEGIN = "<!-- curves: written by docs/curves.py -->"
+CURVES_BEGIN = "<!-- curves: written by tools/curves.py -->"
 CURVES_END = "<!-- end of curves -->"
 
 

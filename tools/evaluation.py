@@ -2,9 +2,9 @@
 
 Usage:
 
-    python docs/evaluation.py                       # faces_64, faces_64_entangled, faces_basel
-    python docs/evaluation.py --reuse               # only rewrite the page from metrics.json
-    python docs/evaluation.py --presets faces_64,faces_64_entangled
+    python tools/evaluation.py                       # faces_64, faces_64_entangled, faces_basel
+    python tools/evaluation.py --reuse               # only rewrite the page from metrics.json
+    python tools/evaluation.py --presets faces_64,faces_64_entangled
 
 Each preset is measured by the real command, `dcign evaluate zoo/NAME --update-card --out
 docs/evaluation/NAME` (so the bundled model cards get the same numbers), then the page is
@@ -131,7 +131,7 @@ def target_lines(metrics):
     return lines
 
 
-MARKER = "<!-- The rest of this page is written by docs/evaluation.py -->"
+MARKER = "<!-- The rest of this page is written by tools/evaluation.py -->"
 
 
 def write_page(names):

@@ -1,6 +1,6 @@
 """Makes docs/images/rerender_example.png: input, light left/right and an azimuth sweep.
 
-Run: python docs/figures.py [--preset faces_64]
+Run: python tools/figures.py [--preset faces_64]
 """
 
 import argparse
@@ -31,6 +31,11 @@ def rerender_example(preset, out, people=3):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="faces_64")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "images/rerender_example.png"))
+    parser.add_argument(
+        "--out",
+        default=str(
+            Path(__file__).resolve().parent.parent / "docs" / "images" / "rerender_example.png"
+        ),
+    )
     args = parser.parse_args()
     print(rerender_example(args.preset, args.out))

@@ -2,9 +2,9 @@
 
 Usage:
 
-    python docs/recipes.py                     # train and evaluate every variant not yet run
-    python docs/recipes.py --reuse             # only rewrite the page from metrics.json
-    python docs/recipes.py --variants kl_1,clamp_first
+    python tools/recipes.py                     # train and evaluate every variant not yet run
+    python tools/recipes.py --reuse             # only rewrite the page from metrics.json
+    python tools/recipes.py --variants kl_1,clamp_first
 
 Each variant is the real command, `dcign train --dataset faces --out runs/recipes/NAME FLAGS`
 (about 11 minutes each at 2,400 steps on 2 CPU cores), then `dcign evaluate
@@ -101,7 +101,7 @@ COLUMNS = (
     ("DCI", lambda m: m["dci"], "{:.3f}"),
 )
 
-MARKER = "<!-- The rest of this page is written by docs/recipes.py -->"
+MARKER = "<!-- The rest of this page is written by tools/recipes.py -->"
 
 
 def write_page(names):
