@@ -22,7 +22,6 @@ The target is a loop that costs under 10% over the bare step.
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -42,11 +41,11 @@ def worker(backend, steps, rounds, checkpoint_every):
     from keras_dcign.training.callbacks import TrainingProgress
     from keras_dcign.training.checkpoint import CheckpointEvery
     from keras_dcign.training.data import batch_source
-    from keras_dcign.training.loop import build_model
+    from keras_dcign.training.loop import build_model, epoch_steps
     from keras_dcign.training.recipes import recipe
 
     settings = recipe(RECIPE)
-    chunk = math.gcd(steps, checkpoint_every)
+    chunk = epoch_steps(steps, checkpoint_every)
     source = batch_source(settings, None, 0, 0, False, chunk)
     stream = source(settings.pretrain_steps)
     batches = [next(stream) for _ in range(steps)]

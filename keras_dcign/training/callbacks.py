@@ -8,25 +8,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class TrainingProgress(keras.callbacks.Callback):
-    """Shows training progress with rich (to stderr).
+    """Shows training progress with rich (to stderr), at the end of each epoch.
 
-    The bar and its numbers are updated at most every `every` seconds: reading the loss
-    waits for the step to finish, and doing that after every step would stop the backend
-    from dispatching the next step while this one runs.
+    `dcign train`'s epochs are short chunks of steps (`EPOCH_STEPS` at most). The run's
+    callbacks have no per-step hooks: with one, Keras turns every step's logs into Python
+    numbers, which waits for the step to finish and keeps the backend from dispatching the
+    next one (about a third of the images/s on TensorFlow, `benchmarks/loop_overhead.py`).
 
     Args:
         total_steps: the run's last step.
         start_step: the step training (re)starts from.
         batch_size: images per step, for the images/s column.
-        every: seconds between updates.
     """
 
-    def __init__(self, total_steps, start_step=0, batch_size=20, every=0.5):
+    def __init__(self, total_steps, start_step=0, batch_size=20):
         super().__init__()
         self.total_steps = total_steps
         self.start_step = start_step
         self.batch_size = batch_size
-        self.every = every
         self._progress = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
@@ -42,32 +41,24 @@ class TrainingProgress(keras.callbacks.Callback):
         self._task = self._progress.add_task(
             "train", total=self.total_steps, completed=self.start_step, stats=""
         )
-        self._began = self._shown = time.time()
-        self._steps = 0
+        self._began = time.time()
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-        now = time.time()
-        if now - self._shown >= self.every:
-            self._show(logs, now)
-
-    def on_train_end(self, logs=None):
-        self._show(logs, time.time())
-        self._progress.stop()
-
-    def _show(self, logs, now):
-        self._shown = now
+    def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        rate = self._steps * self.batch_size / max(now - self._began, 1e-9)
+        step = (epoch + 1) * self.params["steps"]
+        rate = (step - self.start_step) * self.batch_size / max(time.time() - self._began, 1e-9)
         stats = (
             f"loss {float(logs.get('loss', float('nan'))):.1f}  "
             f"kl {float(logs.get('kl', float('nan'))):.1f}  {rate:.0f} img/s"
         )
-        self._progress.update(self._task, completed=self.start_step + self._steps, stats=stats)
+        self._progress.update(self._task, completed=step, stats=stats)
+
+    def on_train_end(self, logs=None):
+        self._progress.stop()
 
 
 class StopAfter(keras.callbacks.Callback):
-    """Asks `fit` to stop once a wall-clock budget (seconds) is spent."""
+    """Asks `fit` to stop at the first epoch end after a wall-clock budget (seconds) is spent."""
 
     def __init__(self, seconds):
         super().__init__()
@@ -76,6 +67,6 @@ class StopAfter(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.deadline = time.time() + self.seconds
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_epoch_end(self, epoch, logs=None):
         if time.time() > self.deadline:
             self.model.stop_training = True

@@ -130,6 +130,9 @@ def restore_checkpoint(model, folder):
 class CheckpointEvery(keras.callbacks.Callback):
     """Saves a checkpoint every `every` optimizer steps and at the end of training.
 
+    It looks at the step count at epoch ends (`dcign train`'s epochs divide `every`), so
+    the training steps run without a per-step hook.
+
     Args:
         run_dir: the run folder (checkpoints go to `run_dir/checkpoints`).
         every: steps between checkpoints.
@@ -142,8 +145,8 @@ class CheckpointEvery(keras.callbacks.Callback):
         self.every = int(every)
         self.step = int(start_step)
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
+    def on_epoch_end(self, epoch, logs=None):
+        self.step = (epoch + 1) * self.params["steps"]
         if self.step % self.every == 0:
             save_checkpoint(self.model, self.run_dir, self.step)
 

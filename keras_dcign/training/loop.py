@@ -37,6 +37,9 @@ from keras_dcign.training.recipes import (
     resumed_recipe,
 )
 
+# The longest epoch of a run, in steps: how often the progress bar moves, and how far past
+# its budget a run with a time limit may go.
+EPOCH_STEPS = 20
 # A run folder's record of the training segments behind its starting weights.
 LINEAGE_FILE = "lineage.json"
 # What a run writes into its folder (its marker lists them).
@@ -129,7 +132,8 @@ def train(
     per_step = settings.images_per_step
     # Epochs are chunks that divide both the run and the checkpoint interval, so a resumed
     # run (which starts at a checkpoint) lines up with them and stops at exactly `total`.
-    chunk = math.gcd(total, checkpoint_every)
+    # Short ones (at most EPOCH_STEPS): the callbacks act at epoch ends only.
+    chunk = epoch_steps(total, checkpoint_every)
     # Data first: rendering processes are forked before the backend starts its threads.
     finished = resume and existing is not None and checkpoint_step(existing) >= total
     source = None if finished else batch_source(settings, data_dir, seed, workers, progress, chunk)
@@ -215,6 +219,18 @@ def train(
     )
     save_intrinsic_directions(preset_dir, fit_intrinsic_directions(model, seed=seed))
     return TrainResult(preset_dir, run_dir, done - start, seconds, history, start)
+
+
+def epoch_steps(total, checkpoint_every):
+    """Steps per epoch: the largest divisor of both the run and the checkpoint interval that is
+    at most `EPOCH_STEPS`, so a resumed run lines up with the epochs and the checkpoints.
+
+    >>> from keras_dcign.training.loop import epoch_steps
+    >>> epoch_steps(7500, 100), epoch_steps(30, 10), epoch_steps(7, 100)
+    (20, 10, 1)
+    """
+    common = math.gcd(total, checkpoint_every)
+    return max(d for d in range(1, min(common, EPOCH_STEPS) + 1) if common % d == 0)
 
 
 def build_model(settings, seed=0, compute=None):
