@@ -53,13 +53,17 @@ def measure(size, repeats, n_batches):
     azimuths = np.linspace(-90.0, 90.0, 100)
     rows = {
         "one person, pose sweep (`render`)": _rate(
-            lambda: faces.render(3, azimuths, 10.0, 30.0, image_size=size), 100, repeats),
+            lambda: faces.render(3, azimuths, 10.0, 30.0, image_size=size), 100, repeats
+        ),
         "AZ batches": _stream_rate(
-            lambda: faces.batches("AZ", image_size=size, seed=1), n_batches, 20, repeats),
+            lambda: faces.batches("AZ", image_size=size, seed=1), n_batches, 20, repeats
+        ),
         "SHAPE batches (20 people each)": _stream_rate(
-            lambda: faces.batches("SHAPE", image_size=size, seed=1), n_batches, 20, repeats),
+            lambda: faces.batches("SHAPE", image_size=size, seed=1), n_batches, 20, repeats
+        ),
         "training mix 1:1:1:1 (`training_batches`)": _stream_rate(
-            lambda: faces.training_batches(image_size=size, seed=1), 4 * n_batches, 20, repeats),
+            lambda: faces.training_batches(image_size=size, seed=1), 4 * n_batches, 20, repeats
+        ),
     }
     return rows
 
@@ -87,23 +91,26 @@ def main(argv=None):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"numpy {np.__version__}, Python {sys.version.split()[0]}, {cores} cores, "
-          f"load average {load:.1f} before the run\n")
+    print(
+        f"numpy {np.__version__}, Python {sys.version.split()[0]}, {cores} cores, "
+        f"load average {load:.1f} before the run\n"
+    )
     results = {size: measure(size, args.repeats, args.batches) for size in (64, 150)}
     print("| images/s on one core (wall clock / CPU time) | 64² | 150² |")
     print("|---|---:|---:|")
     for name in results[64]:
-        cells = [f"{wall:.0f} / {cpu:.0f}" for wall, cpu in (results[64][name],
-                                                          results[150][name])]
+        cells = [f"{wall:.0f} / {cpu:.0f}" for wall, cpu in (results[64][name], results[150][name])]
         print(f"| {name} | {cells[0]} | {cells[1]} |")
     if args.cache:
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(range(cores)))
         elapsed, size, load, shape = cache_time(cores)
         images = shape[0] * shape[1]
-        print(f"\n`generate()` default 64² training set: {shape[0]} batches ({images} images) "
-              f"in {elapsed:.0f} s on {cores} cores ({images / elapsed:.0f} images/s), "
-              f"{size / 2**20:.0f} MiB on disk; `load()` reads it back in {load:.1f} s.")
+        print(
+            f"\n`generate()` default 64² training set: {shape[0]} batches ({images} images) "
+            f"in {elapsed:.0f} s on {cores} cores ({images / elapsed:.0f} images/s), "
+            f"{size / 2**20:.0f} MiB on disk; `load()` reads it back in {load:.1f} s."
+        )
 
 
 if __name__ == "__main__":

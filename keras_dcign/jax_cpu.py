@@ -263,7 +263,6 @@ def formulation(layer):
         and tuple(layer.strides) == (1, 1)
         and tuple(layer.dilation_rate) == (1, 1)
     ):
-
         return _with_bias_and_activation(layer, tap_sum_conv)
     if type(layer) is keras.layers.Conv2DTranspose and (
         tuple(layer.kernel_size) == (4, 4)

@@ -286,7 +286,9 @@ def report():
         "| candidate | images seen | train s (this segment) | "
         + " | ".join([*measures, *readings])
         + " | test faces (top) and reconstructions |\n"
-        + "|:--|--:|--:|" + "--:|" * (len(measures) + len(readings)) + ":--|"
+        + "|:--|--:|--:|"
+        + "--:|" * (len(measures) + len(readings))
+        + ":--|"
     )
     legend = "\n".join(
         f"- `{name}`: {description}; flags `{' '.join(flags) or '(none)'}`"

@@ -28,8 +28,18 @@ RUNS = ROOT / "runs" / "recipes"
 # The former faces_64 recipe these variants were measured against: the paper's conv stack
 # and Bernoulli likelihood, monovariant from the first step, KL weight 0.5, 2,400 steps.
 FORMER = [
-    "--architecture", "paper", "--reconstruction", "bernoulli", "--pretrain-steps", "0",
-    "--cache-batches", "1200", "--steps", "2400", "--kl-weight", "0.5",
+    "--architecture",
+    "paper",
+    "--reconstruction",
+    "bernoulli",
+    "--pretrain-steps",
+    "0",
+    "--cache-batches",
+    "1200",
+    "--steps",
+    "2400",
+    "--kl-weight",
+    "0.5",
 ]
 PAPER = [*FORMER, "--kl-weight", "1"]
 

@@ -38,8 +38,13 @@ def progress_bar(enabled, description, total):
     )
 
     # On stderr: stdout carries only the command's results.
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=Console(stderr=True))
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
     bar.task = bar.add_task(description, total=total)
     return bar
 
@@ -64,9 +69,14 @@ def _shard_path(out_dir, shard):
 def _render_shard(manifest, out_dir, shard):
     """Renders one shard and writes it atomically; returns how many batches it holds."""
     spec = _streams.StreamSpec(
-        manifest["batch_size"], manifest["image_size"], manifest["split"], manifest["seed"],
-        **{k: manifest[k] for k in ("azimuth_range", "elevation_range", "light_range",
-                                     "light_elevation")},
+        manifest["batch_size"],
+        manifest["image_size"],
+        manifest["split"],
+        manifest["seed"],
+        **{
+            k: manifest[k]
+            for k in ("azimuth_range", "elevation_range", "light_range", "light_elevation")
+        },
     )
     kinds = tuple(manifest["kinds"])
     probabilities = np.array(manifest["probabilities"])
@@ -86,16 +96,28 @@ def _render_shard(manifest, out_dir, shard):
             factors[name].append(batch_factors.get(name, batch_factors["identity"]))
     path = _shard_path(out_dir, shard)
     arrays = dict(
-        images=np.stack(images), kind=np.array(kind_ids, np.int8),
+        images=np.stack(images),
+        kind=np.array(kind_ids, np.int8),
         **{name: np.stack(values) for name, values in factors.items()},
     )
     atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
     return stop - start
 
 
-def generate(out_dir, n_batches=DEFAULT_BATCHES, batch_size=20, image_size=64, split="train",
-             seed=0, shape_bias=False, kinds=None, shard_size=100, workers=1, progress=True,
-             **ranges):
+def generate(
+    out_dir,
+    n_batches=DEFAULT_BATCHES,
+    batch_size=20,
+    image_size=64,
+    split="train",
+    seed=0,
+    shape_bias=False,
+    kinds=None,
+    shard_size=100,
+    workers=1,
+    progress=True,
+    **ranges,
+):
     """Renders a DC-IGN training set once and caches it on disk.
 
     Batches are those of `faces.training_batches` with the same arguments.
@@ -153,9 +175,7 @@ def generate(out_dir, n_batches=DEFAULT_BATCHES, batch_size=20, image_size=64, s
     if os.path.exists(manifest_path):
         existing = _read_manifest(out_dir)
         if existing != manifest:
-            raise ValueError(
-                f"{out_dir!r} already caches a different dataset; use another folder."
-            )
+            raise ValueError(f"{out_dir!r} already caches a different dataset; use another folder.")
     else:
         atomic_write(manifest_path, json.dumps(manifest, indent=2))
 

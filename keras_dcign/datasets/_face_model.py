@@ -130,8 +130,9 @@ def _neck_shape_modes(c):
     modes = np.zeros((N_SHAPE,) + mean.shape, np.float32)
     for k, (name, _, sigma, _) in enumerate(shape.SHAPE_PARAMETERS):
         plus, minus = _plus_minus(name, sigma)
-        modes[k] = 0.5 * (_neck_points(c["alpha"], c["y"], plus) - _neck_points(
-            c["alpha"], c["y"], minus))
+        modes[k] = 0.5 * (
+            _neck_points(c["alpha"], c["y"], plus) - _neck_points(c["alpha"], c["y"], minus)
+        )
     return mean, modes
 
 
@@ -152,7 +153,8 @@ def _albedo_modes(layers_fn, c, regions):
             index = np.flatnonzero(regions[name](c))
             part = {key: value[index] for key, value in c.items()}
             change = texture.albedo(layers_fn(part, plus), q0) - texture.albedo(
-                layers_fn(part, minus), q0)
+                layers_fn(part, minus), q0
+            )
             modes[k, index] = 0.5 * change
     return mean, modes
 
@@ -170,12 +172,14 @@ class _Patch:
         self.grid_shape = grid_shape
         self.mean = np.ascontiguousarray(mean.T, np.float32).reshape((3,) + grid_shape)
         self.blocks = _sampling.mode_blocks(
-            np.moveaxis(modes, 2, 1).reshape((N_SHAPE, 3) + grid_shape))
+            np.moveaxis(modes, 2, 1).reshape((N_SHAPE, 3) + grid_shape)
+        )
         self.keep = keep
         self.corners, self.weights = extra[0], extra[1].astype(np.float32)
         self.albedo = np.ascontiguousarray(albedo.T, np.float32)
         self.albedo_modes = np.ascontiguousarray(
-            np.moveaxis(albedo_modes, 2, 1), np.float32).reshape(N_ALBEDO, -1)
+            np.moveaxis(albedo_modes, 2, 1), np.float32
+        ).reshape(N_ALBEDO, -1)
         # Grayscale pictures skip the colour channels: luminance is linear in albedo.
         self.luma = LUMA @ self.albedo
         self.luma_modes = np.ascontiguousarray(albedo_modes @ LUMA, np.float32)
@@ -192,7 +196,8 @@ class _Patch:
             extra = _sampling.interpolate(normals, self.corners, self.weights)
             extra /= np.maximum(np.sqrt(np.sum(extra * extra, axis=0)), 1e-9)
             points = np.concatenate(
-                [points, _sampling.interpolate(grid, self.corners, self.weights)], axis=1)
+                [points, _sampling.interpolate(grid, self.corners, self.weights)], axis=1
+            )
             normals_kept = np.concatenate([normals_kept, extra], axis=1)
         if colour:
             albedo = self.albedo + (albedo_coeffs @ self.albedo_modes).reshape(3, -1)
@@ -237,7 +242,8 @@ class FaceModel:
         rows = (-np.pi / 2 + half, np.pi / 2 - half)
         phi, theta = _grid(n_phi, n_theta, rows)
         mean, modes = _head_shape_modes(
-            shape.coordinates(theta.reshape(-1), phi.reshape(-1)), (n_phi, n_theta))
+            shape.coordinates(theta.reshape(-1), phi.reshape(-1)), (n_phi, n_theta)
+        )
         keep = self._head_keep(mean, phi, n_theta)
         extra, extra_phi, extra_theta = _extra_samples(mean, (n_phi, n_theta), keep, pixel, rows)
         samples = shape.coordinates(
@@ -247,12 +253,20 @@ class FaceModel:
         samples["pores"] = texture.ripples(samples["theta"], samples["phi"], 1, 24, 90, 60.0)
         samples["strands"] = texture.ripples(samples["theta"], samples["phi"], 2, 40, 220, 30.0)
         albedo, albedo_modes = _albedo_modes(texture.head_layers, samples, _ALBEDO_REGIONS)
-        self.head = _Patch(mean, modes, (n_phi, n_theta), keep, extra, albedo, albedo_modes,
-                           texture.head_specular(samples))
+        self.head = _Patch(
+            mean,
+            modes,
+            (n_phi, n_theta),
+            keep,
+            extra,
+            albedo,
+            albedo_modes,
+            texture.head_specular(samples),
+        )
         cavity = _sampling.occlusion(
-            mean.reshape(n_phi, n_theta, 3), max(1, round(0.08 / spacing)), 0.05).reshape(1, -1)
-        head_occlusion = np.concatenate(
-            [cavity[0, keep], _sampling.interpolate(cavity, *extra)[0]])
+            mean.reshape(n_phi, n_theta, 3), max(1, round(0.08 / spacing)), 0.05
+        ).reshape(1, -1)
+        head_occlusion = np.concatenate([cavity[0, keep], _sampling.interpolate(cavity, *extra)[0]])
 
         n_alpha = int(np.ceil(2 * np.pi * NECK["width"] * 1.15 / spacing / 8)) * 8
         n_y = int(np.ceil((NECK["top"] - NECK["bottom"]) / spacing))
@@ -261,12 +275,13 @@ class FaceModel:
         mean, modes = _neck_shape_modes({"alpha": alpha.reshape(-1), "y": y.reshape(-1)})
         keep = self._neck_keep(mean)
         extra, extra_y, extra_alpha = _extra_samples(mean, (n_y, n_alpha), keep, pixel, rows)
-        samples = {"alpha": np.concatenate([alpha.reshape(-1)[keep], extra_alpha]),
-                   "y": np.concatenate([y.reshape(-1)[keep], extra_y])}
+        samples = {
+            "alpha": np.concatenate([alpha.reshape(-1)[keep], extra_alpha]),
+            "y": np.concatenate([y.reshape(-1)[keep], extra_y]),
+        }
         albedo, albedo_modes = _albedo_modes(texture.neck_layers, samples, {})
         specular = (np.full(len(samples["y"]), 0.07), np.full(len(samples["y"]), 10.0))
-        self.neck = _Patch(mean, modes, (n_y, n_alpha), keep, extra, albedo, albedo_modes,
-                           specular)
+        self.neck = _Patch(mean, modes, (n_y, n_alpha), keep, extra, albedo, albedo_modes, specular)
         self.specular = np.concatenate([self.head.specular, self.neck.specular])
         self.shininess = np.concatenate([self.head.shininess, self.neck.shininess])
         # Under the jaw the neck sees little of the sky.

@@ -69,8 +69,15 @@ SHAPE_NAMES = tuple(p[0] for p in SHAPE_PARAMETERS)
 SHAPE_PARITY = np.array([p[3] for p in SHAPE_PARAMETERS], dtype=np.float32)
 
 SKULL_PARAMETERS = (
-    "head_width", "head_length", "head_height", "face_width", "face_length",
-    "jaw_width", "chin_protrusion", "chin_width", "jaw_shift",
+    "head_width",
+    "head_length",
+    "head_height",
+    "face_width",
+    "face_length",
+    "jaw_width",
+    "chin_protrusion",
+    "chin_width",
+    "jaw_shift",
 )
 
 
@@ -128,8 +135,10 @@ def _ellipsoid_distance(d, center, axes, pitch=0.0):
     """
     if pitch:
         cos, sin = np.cos(pitch), np.sin(pitch)
-        d = np.stack([d[..., 0], cos * d[..., 1] - sin * d[..., 2],
-                      sin * d[..., 1] + cos * d[..., 2]], axis=-1)
+        d = np.stack(
+            [d[..., 0], cos * d[..., 1] - sin * d[..., 2], sin * d[..., 1] + cos * d[..., 2]],
+            axis=-1,
+        )
         center = (center[0], cos * center[1] - sin * center[2], sin * center[1] + cos * center[2])
     d = d / axes
     c = np.asarray(center) / axes

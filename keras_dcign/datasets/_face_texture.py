@@ -76,12 +76,16 @@ def head_layers(c, q):
     au = np.abs(u)
     side = np.sign(u)
     # Skin: pores, warm cheeks, nose and ears, beard shadow, darker under the eyes.
-    blush = (0.08 + 0.04 * q["blush"] + 0.03 * side * q["blush_asymmetry"]) * front * (
-        gauss(au - 0.3, 0.1) * gauss(v + 0.2, 0.1) + gauss(u, 0.07) * gauss(v + 0.25, 0.06)
+    blush = (
+        (0.08 + 0.04 * q["blush"] + 0.03 * side * q["blush_asymmetry"])
+        * front
+        * (gauss(au - 0.3, 0.1) * gauss(v + 0.2, 0.1) + gauss(u, 0.07) * gauss(v + 0.25, 0.06))
     )
     ears = 0.06 * gauss(c["s"] + 0.1, 0.15) * gauss(c["t"] + 0.05, 0.28) * c["side"]
-    beard = np.clip(0.03 + 0.05 * q["beard_shadow"], 0.0, 0.25) * front * (
-        smoothstep(-0.38, -0.5, v) * (1.0 - 0.8 * gauss(u, 0.2) * gauss(v + 0.52, 0.08))
+    beard = (
+        np.clip(0.03 + 0.05 * q["beard_shadow"], 0.0, 0.25)
+        * front
+        * (smoothstep(-0.38, -0.5, v) * (1.0 - 0.8 * gauss(u, 0.2) * gauss(v + 0.52, 0.08)))
     )
     ue, ve = au - 0.29, v - 0.06
     under_eye = (0.08 + 0.05 * q["under_eye"]) * gauss(ue, 0.07) * gauss(ve + 0.09, 0.03)

@@ -30,14 +30,36 @@ def gallery(path=None, image_size=150, identity=None, people=None, columns=8):
         identity = int(test[int(np.argmin(norms))])
     people = test[:columns] if people is None else np.asarray(people)
     rows = [
-        _render.render_batch(identity, np.linspace(*_streams.AZIMUTH_RANGE, columns), 0.0,
-                             0.0, image_size, _render.LIGHT_ELEVATION, "grayscale"),
-        _render.render_batch(identity, 0.0, np.linspace(*_streams.ELEVATION_RANGE, columns),
-                             0.0, image_size, _render.LIGHT_ELEVATION, "grayscale"),
-        _render.render_batch(identity, 0.0, 0.0, np.linspace(*_streams.LIGHT_RANGE, columns),
-                             image_size, _render.LIGHT_ELEVATION, "grayscale"),
-        _render.render_batch(people, 0.0, 0.0, 0.0, image_size, _render.LIGHT_ELEVATION,
-                             "grayscale"),
+        _render.render_batch(
+            identity,
+            np.linspace(*_streams.AZIMUTH_RANGE, columns),
+            0.0,
+            0.0,
+            image_size,
+            _render.LIGHT_ELEVATION,
+            "grayscale",
+        ),
+        _render.render_batch(
+            identity,
+            0.0,
+            np.linspace(*_streams.ELEVATION_RANGE, columns),
+            0.0,
+            image_size,
+            _render.LIGHT_ELEVATION,
+            "grayscale",
+        ),
+        _render.render_batch(
+            identity,
+            0.0,
+            0.0,
+            np.linspace(*_streams.LIGHT_RANGE, columns),
+            image_size,
+            _render.LIGHT_ELEVATION,
+            "grayscale",
+        ),
+        _render.render_batch(
+            people, 0.0, 0.0, 0.0, image_size, _render.LIGHT_ELEVATION, "grayscale"
+        ),
     ]
     sheet = np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
     sheet = np.round(sheet * 255.0).astype(np.uint8)

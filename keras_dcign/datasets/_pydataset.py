@@ -45,8 +45,19 @@ class FacesSequence(keras.utils.PyDataset):
 
     _RANGES = ("azimuth_range", "elevation_range", "light_range", "light_elevation")
 
-    def __init__(self, steps_per_epoch=100, batch_size=20, image_size=64, split="train", seed=0,
-                 shape_bias=False, kinds=None, fresh_each_epoch=True, code=None, **kwargs):
+    def __init__(
+        self,
+        steps_per_epoch=100,
+        batch_size=20,
+        image_size=64,
+        split="train",
+        seed=0,
+        shape_bias=False,
+        kinds=None,
+        fresh_each_epoch=True,
+        code=None,
+        **kwargs,
+    ):
         ranges = {k: kwargs.pop(k) for k in self._RANGES if k in kwargs}
         super().__init__(**kwargs)
         self.steps_per_epoch = _streams.check_count("steps_per_epoch", steps_per_epoch)

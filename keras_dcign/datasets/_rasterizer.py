@@ -129,8 +129,9 @@ def _shadow_test(casters, receivers, normals, size):
 
     def cells(xyz):
         col = np.clip(np.floor(xyz[0] * scale + size / 2).astype(np.int32), -1, size) + 2
-        row = np.clip(np.floor((CENTER_Y - xyz[1]) * scale + size / 2).astype(np.int32),
-                      -1, size) + 2
+        row = (
+            np.clip(np.floor((CENTER_Y - xyz[1]) * scale + size / 2).astype(np.int32), -1, size) + 2
+        )
         return row, col
 
     row, col = cells(casters)
@@ -196,7 +197,9 @@ def render_frame(surface, size, azimuth, elevation, light, light_elevation, look
     visible_normals = np.take(normals, visible, axis=1)
     unshadowed = _shadow_test(
         to_light @ np.take(points, casters, axis=1) + light_shift,
-        to_light @ facing_points[:, near] + light_shift, to_light @ visible_normals, map_size,
+        to_light @ facing_points[:, near] + light_shift,
+        to_light @ visible_normals,
+        map_size,
     )
     # Near the terminator a shadow map only sees the surface shadowing itself
     # (and skin scatters light there anyway): cast shadows fade in with n.l.
@@ -207,15 +210,17 @@ def render_frame(surface, size, azimuth, elevation, light, light_elevation, look
     half = to_light[2] + rot[2]
     half /= np.linalg.norm(half)
     ndh = np.maximum(half @ visible_normals, 1e-6)
-    spec = lit * (ndl > 0) * np.take(surface["specular"], visible) * np.exp(
-        np.take(surface["shininess"], visible) * np.log(ndh)
+    spec = (
+        lit
+        * (ndl > 0)
+        * np.take(surface["specular"], visible)
+        * np.exp(np.take(surface["shininess"], visible) * np.log(ndh))
     )
     # Wrapped Lambert: skin scatters light a little past the terminator.
     diffuse = np.maximum(ndl + wrap, 0.0) / (1.0 + wrap)
     # Creases see less of the room (ambient) and a little less of the lamp.
     occlusion = np.take(surface["occlusion"], visible)
-    shade = occlusion * look["ambient"] + look["diffuse"] * lit * diffuse * (
-        0.6 + 0.4 * occlusion)
+    shade = occlusion * look["ambient"] + look["diffuse"] * lit * diffuse * (0.6 + 0.4 * occlusion)
     albedo = np.take(surface["albedo"], visible, axis=-1)
     colour = (albedo * shade + spec).reshape(-1, len(visible))
 
@@ -249,7 +254,8 @@ def _buffers(surface, visible, pix, count, zbuf, rot, size):
     normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-6)
     return {
         "depth": np.where(mask, depth[:, 0].reshape(size, size), np.inf).astype(np.float32),
-        "albedo": albedo.reshape(size, size, -1)[..., 0] if surface["albedo"].ndim == 1
+        "albedo": albedo.reshape(size, size, -1)[..., 0]
+        if surface["albedo"].ndim == 1
         else albedo.reshape(size, size, -1),
         "normals": normals,
         "mask": mask.reshape(size, size),

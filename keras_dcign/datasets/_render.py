@@ -42,16 +42,16 @@ def check_angles(name, values, limits):
     bad = ~np.isfinite(array) | (array < limits[0]) | (array > limits[1])
     if bad.any():
         value = array.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]]
-        raise ValueError(
-            f"{name} {value:g} is outside [{limits[0]:g}, {limits[1]:g}] degrees."
-        )
+        raise ValueError(f"{name} {value:g} is outside [{limits[0]:g}, {limits[1]:g}] degrees.")
     return array
 
 
 def check_image_size(image_size):
     # Past 256 pixels the sampled model would take gigabytes to build.
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or not (
-        8 <= image_size <= MAX_IMAGE_SIZE
+    if (
+        isinstance(image_size, bool)
+        or not isinstance(image_size, (int, np.integer))
+        or not (8 <= image_size <= MAX_IMAGE_SIZE)
     ):
         raise ValueError(
             f"image_size must be an integer in [8, {MAX_IMAGE_SIZE}], got {image_size!r}."
@@ -66,12 +66,12 @@ def check_identity(identity):
         bad = (array < 0) | (array >= model.N_IDENTITIES)
         if bad.any():
             value = array.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]]
-            raise ValueError(
-                f"identity {value} is not a person id in [0, {model.N_IDENTITIES})."
-            )
+            raise ValueError(f"identity {value} is not a person id in [0, {model.N_IDENTITIES}).")
         return array, False
-    if array.dtype.kind != "f" or array.ndim not in (1, 2) or (
-        array.shape[-1] != model.N_COEFFICIENTS
+    if (
+        array.dtype.kind != "f"
+        or array.ndim not in (1, 2)
+        or (array.shape[-1] != model.N_COEFFICIENTS)
     ):
         raise ValueError(
             f"identity must be an int id, or a float coefficient vector of length "
@@ -100,8 +100,9 @@ def broadcast(identity, *angles):
     return people, angles, single
 
 
-def render_batch(identity, azimuth, elevation, light, image_size, light_elevation, color_mode,
-                 buffers=False):
+def render_batch(
+    identity, azimuth, elevation, light, image_size, light_elevation, color_mode, buffers=False
+):
     """Pictures (N, H, W[, 3]) or one (H, W[, 3]); with buffers, a list of dicts too."""
     image_size = check_image_size(image_size)
     if color_mode not in COLOR_MODES:
@@ -164,8 +165,10 @@ def angle_range(name, value, limits):
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a (low, high) pair of degrees, got {value!r}.") from None
-    if not (math.isfinite(low) and math.isfinite(high)) or low > high or (
-        low < limits[0] or high > limits[1]
+    if (
+        not (math.isfinite(low) and math.isfinite(high))
+        or low > high
+        or (low < limits[0] or high > limits[1])
     ):
         raise ValueError(
             f"{name} {value!r} must be a (low, high) pair with low <= high inside "

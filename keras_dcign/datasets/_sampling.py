@@ -20,11 +20,13 @@ def grid_normals(points):
     up[:, 1:-1] = points[:, 2:] - points[:, :-2]
     up[:, 0] = points[:, 1] - points[:, 0]
     up[:, -1] = points[:, -1] - points[:, -2]
-    normals = np.stack([
-        along[1] * up[2] - along[2] * up[1],
-        along[2] * up[0] - along[0] * up[2],
-        along[0] * up[1] - along[1] * up[0],
-    ])
+    normals = np.stack(
+        [
+            along[1] * up[2] - along[2] * up[1],
+            along[2] * up[0] - along[0] * up[2],
+            along[0] * up[1] - along[1] * up[0],
+        ]
+    )
     length = np.sqrt(np.sum(normals * normals, axis=0))
     # At the poles the grid collapses to a point: fall back to the radial direction.
     radial = points / np.maximum(np.sqrt(np.sum(points * points, axis=0)), 1e-6)
@@ -64,8 +66,9 @@ def refine(points, spacing, margin=1.0):
             if not len(cells):
                 continue
             # Columns at (b + 0.5) / k: a set that maps onto itself in the mirror.
-            fr, fc = np.meshgrid(np.arange(k_rows) / k_rows, (np.arange(k_cols) + 0.5) / k_cols,
-                                 indexing="ij")
+            fr, fc = np.meshgrid(
+                np.arange(k_rows) / k_rows, (np.arange(k_cols) + 0.5) / k_cols, indexing="ij"
+            )
             row = cells[:, None] // n_cols + fr.reshape(1, -1)
             col = cells[:, None] % n_cols + fc.reshape(1, -1)
             parts.append((row.reshape(-1), col.reshape(-1)))
@@ -77,8 +80,9 @@ def refine(points, spacing, margin=1.0):
     r0, c0 = np.floor(rows).astype(int), np.floor(cols).astype(int)
     fr, fc = rows - r0, cols - c0
     c1 = (c0 + 1) % n_cols
-    corners = np.stack([r0 * n_cols + c0, r0 * n_cols + c1,
-                        (r0 + 1) * n_cols + c0, (r0 + 1) * n_cols + c1])
+    corners = np.stack(
+        [r0 * n_cols + c0, r0 * n_cols + c1, (r0 + 1) * n_cols + c0, (r0 + 1) * n_cols + c1]
+    )
     weights = np.stack([(1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc])
     return corners, weights, rows, cols
 
@@ -121,8 +125,9 @@ def mode_blocks(modes, tolerance=2e-5, gap=8, slack=1.25):
     blocks = []
     for ks, r0, r1, c0, c1 in groups:
         values = modes[ks][:, :, r0:r1, c0:c1].reshape(len(ks), -1)
-        blocks.append((np.array(ks), slice(r0, r1), slice(c0, c1),
-                       np.ascontiguousarray(values, np.float32)))
+        blocks.append(
+            (np.array(ks), slice(r0, r1), slice(c0, c1), np.ascontiguousarray(values, np.float32))
+        )
     return blocks
 
 
@@ -172,7 +177,7 @@ def _box_blur(x, k):
     """Mean over a (2k + 1)-square window: columns wrap around, rows stop at the edges."""
     cols = np.concatenate([x[:, -k:], x, x[:, :k]], axis=1)
     sums = np.cumsum(np.pad(cols, ((0, 0), (1, 0))), axis=1)
-    x = (sums[:, 2 * k + 1:] - sums[:, : -2 * k - 1]) / (2 * k + 1)
+    x = (sums[:, 2 * k + 1 :] - sums[:, : -2 * k - 1]) / (2 * k + 1)
     rows = np.concatenate([np.repeat(x[:1], k, 0), x, np.repeat(x[-1:], k, 0)], axis=0)
     sums = np.cumsum(np.pad(rows, ((1, 0), (0, 0))), axis=0)
-    return (sums[2 * k + 1:] - sums[: -2 * k - 1]) / (2 * k + 1)
+    return (sums[2 * k + 1 :] - sums[: -2 * k - 1]) / (2 * k + 1)

@@ -149,21 +149,32 @@ class StreamSpec:
         light_elevation: the light's fixed elevation in degrees.
     """
 
-    def __init__(self, batch_size=20, image_size=64, split="train", seed=0,
-                 azimuth_range=AZIMUTH_RANGE, elevation_range=ELEVATION_RANGE,
-                 light_range=LIGHT_RANGE, light_elevation=_render.LIGHT_ELEVATION):
+    def __init__(
+        self,
+        batch_size=20,
+        image_size=64,
+        split="train",
+        seed=0,
+        azimuth_range=AZIMUTH_RANGE,
+        elevation_range=ELEVATION_RANGE,
+        light_range=LIGHT_RANGE,
+        light_elevation=_render.LIGHT_ELEVATION,
+    ):
         self.batch_size = check_count("batch_size", batch_size)
         self.image_size = _render.check_image_size(image_size)
         self.people = identities(split)
         self.split = split
         self.seed = check_count("seed", seed, minimum=0)
         self.azimuth_range = _render.angle_range(
-            "azimuth_range", azimuth_range, _render.AZIMUTH_LIMITS)
+            "azimuth_range", azimuth_range, _render.AZIMUTH_LIMITS
+        )
         self.elevation_range = _render.angle_range(
-            "elevation_range", elevation_range, _render.ELEVATION_LIMITS)
+            "elevation_range", elevation_range, _render.ELEVATION_LIMITS
+        )
         self.light_range = _render.angle_range("light_range", light_range, _render.LIGHT_LIMITS)
-        self.light_elevation = float(_render.check_angles(
-            "light_elevation", light_elevation, _render.LIGHT_ELEVATION_LIMITS))
+        self.light_elevation = float(
+            _render.check_angles("light_elevation", light_elevation, _render.LIGHT_ELEVATION_LIMITS)
+        )
 
     def rng(self, *keys):
         return np.random.default_rng([self.seed, SPLITS.index(self.split), *keys])
@@ -179,8 +190,7 @@ class StreamSpec:
         if kind in ("SHAPE", "MIXED") + SHAPE_TEXTURE_KINDS:
             if n > len(self.people):
                 raise ValueError(
-                    f"batch_size {n} exceeds the {len(self.people)} people of split "
-                    f"{self.split!r}."
+                    f"batch_size {n} exceeds the {len(self.people)} people of split {self.split!r}."
                 )
             identity = rng.choice(self.people, n, replace=False)
         else:
@@ -210,8 +220,13 @@ class StreamSpec:
         if TEXTURE_FACTOR in factors:
             people = combine(people, factors[TEXTURE_FACTOR])
         images = _render.render_batch(
-            people, factors["azimuth"], factors["elevation"], factors["light"],
-            self.image_size, self.light_elevation, "grayscale",
+            people,
+            factors["azimuth"],
+            factors["elevation"],
+            factors["light"],
+            self.image_size,
+            self.light_elevation,
+            "grayscale",
         )
         return images[..., None], GROUPS[kind], factors
 
@@ -240,8 +255,12 @@ def combine(shape_identity, texture_identity):
     shape_ids, texture_ids = np.broadcast_arrays(shape_ids, texture_ids)
     vectors = np.array(
         [
-            np.concatenate([model.coefficients(int(s))[: model.N_SHAPE],
-                            model.coefficients(int(t))[model.N_SHAPE :]])
+            np.concatenate(
+                [
+                    model.coefficients(int(s))[: model.N_SHAPE],
+                    model.coefficients(int(t))[model.N_SHAPE :],
+                ]
+            )
             for s, t in zip(shape_ids.reshape(-1), texture_ids.reshape(-1))
         ],
         np.float32,

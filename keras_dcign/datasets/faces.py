@@ -67,10 +67,28 @@ SHAPE_TEXTURE_KINDS = _streams.SHAPE_TEXTURE_KINDS
 LANDMARKS = tuple(_render.LANDMARKS)
 
 __all__ = [  # noqa: F822 (FacesSequence is loaded on first use, see __getattr__)
-    "FacesSequence", "batches", "cached_batches", "coefficients", "combine", "dataset",
-    "export_reference_layout", "gallery", "generate", "identities", "landmarks", "load",
-    "load_reference_layout", "mirror", "read_batch", "render", "render_buffers",
-    "stack_batches", "symmetric", "test_set", "training_batches", "training_kinds",
+    "FacesSequence",
+    "batches",
+    "cached_batches",
+    "coefficients",
+    "combine",
+    "dataset",
+    "export_reference_layout",
+    "gallery",
+    "generate",
+    "identities",
+    "landmarks",
+    "load",
+    "load_reference_layout",
+    "mirror",
+    "read_batch",
+    "render",
+    "render_buffers",
+    "stack_batches",
+    "symmetric",
+    "test_set",
+    "training_batches",
+    "training_kinds",
 ]
 
 
@@ -154,8 +172,15 @@ def symmetric(coeffs):
     return np.where(_face_model.PARITY > 0, coeffs, 0.0).astype(np.float32)
 
 
-def render(identity, azimuth=0.0, elevation=0.0, light=0.0, image_size=150,
-           light_elevation=LIGHT_ELEVATION, color_mode="grayscale"):
+def render(
+    identity,
+    azimuth=0.0,
+    elevation=0.0,
+    light=0.0,
+    image_size=150,
+    light_elevation=LIGHT_ELEVATION,
+    color_mode="grayscale",
+):
     """Renders a face; arrays of people or angles render a batch.
 
     Args:
@@ -186,8 +211,9 @@ def render(identity, azimuth=0.0, elevation=0.0, light=0.0, image_size=150,
     )
 
 
-def render_buffers(identity, azimuth=0.0, elevation=0.0, light=0.0, image_size=150,
-                   light_elevation=LIGHT_ELEVATION):
+def render_buffers(
+    identity, azimuth=0.0, elevation=0.0, light=0.0, image_size=150, light_elevation=LIGHT_ELEVATION
+):
     """Renders one face with its per-pixel ground truth.
 
     Args:
@@ -201,7 +227,13 @@ def render_buffers(identity, azimuth=0.0, elevation=0.0, light=0.0, image_size=1
         (bool, where the head is).
     """
     image, maps = _render.render_batch(
-        identity, azimuth, elevation, light, image_size, light_elevation, "grayscale",
+        identity,
+        azimuth,
+        elevation,
+        light,
+        image_size,
+        light_elevation,
+        "grayscale",
         buffers=True,
     )
     if image.ndim != 2:
@@ -257,8 +289,9 @@ def batches(kind, batch_size=20, image_size=64, split="train", seed=0, **ranges)
     return (spec.batch(kind, index) for index in itertools.count())
 
 
-def training_batches(batch_size=20, image_size=64, split="train", seed=0, shape_bias=False,
-                     kinds=None, **ranges):
+def training_batches(
+    batch_size=20, image_size=64, split="train", seed=0, shape_bias=False, kinds=None, **ranges
+):
     """An endless stream mixing batch kinds, as the paper trained.
 
     Args:
@@ -342,8 +375,18 @@ def stack_batches(batches, code=None):
     return np.stack(images), np.stack(group_ids)
 
 
-def dataset(steps_per_epoch=100, batch_size=20, image_size=64, split="train", seed=0,
-            shape_bias=False, kinds=None, fresh_each_epoch=True, code=None, **kwargs):
+def dataset(
+    steps_per_epoch=100,
+    batch_size=20,
+    image_size=64,
+    split="train",
+    seed=0,
+    shape_bias=False,
+    kinds=None,
+    fresh_each_epoch=True,
+    code=None,
+    **kwargs,
+):
     """A `keras.utils.PyDataset` of DC-IGN batches for `model.fit`.
 
     Args:
@@ -368,8 +411,16 @@ def dataset(steps_per_epoch=100, batch_size=20, image_size=64, split="train", se
     from keras_dcign.datasets._pydataset import FacesSequence
 
     return FacesSequence(
-        steps_per_epoch, batch_size, image_size, split, seed, shape_bias, kinds,
-        fresh_each_epoch, code=code, **kwargs,
+        steps_per_epoch,
+        batch_size,
+        image_size,
+        split,
+        seed,
+        shape_bias,
+        kinds,
+        fresh_each_epoch,
+        code=code,
+        **kwargs,
     )
 
 

@@ -16,8 +16,12 @@ import re
 
 import numpy as np
 
-SET_NAMES = {"AZ": "AZ_VARIED", "EL": "EL_VARIED", "LIGHT": "LIGHT_AZ_VARIED",
-             "SHAPE": "SHAPE_VARIED"}
+SET_NAMES = {
+    "AZ": "AZ_VARIED",
+    "EL": "EL_VARIED",
+    "LIGHT": "LIGHT_AZ_VARIED",
+    "SHAPE": "SHAPE_VARIED",
+}
 SPLIT_NAMES = {"train": "FT_training", "test": "FT_test"}
 GROUP_KINDS = {"azimuth": "AZ", "elevation": "EL", "light": "LIGHT", "intrinsic": "SHAPE"}
 KIND_GROUPS = {kind: group for group, kind in GROUP_KINDS.items()}
@@ -38,8 +42,16 @@ def _next_number(folder):
     return max(numbers, default=0) + 1
 
 
-def export_reference_layout(out_dir, batches=None, split="train", n_batches=10, batch_size=20,
-                            image_size=150, seed=0, progress=True):
+def export_reference_layout(
+    out_dir,
+    batches=None,
+    split="train",
+    n_batches=10,
+    batch_size=20,
+    image_size=150,
+    seed=0,
+    progress=True,
+):
     """Writes faces in the reference layout, as PNG batch folders plus `factors.csv`.
 
     Either writes the given batches (any generated set: a stream, a test
@@ -142,9 +154,13 @@ def _write_batches(out_dir, batches, split, done):
             pixels = np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
             for i, picture in enumerate(pixels):
                 Image.fromarray(picture).save(os.path.join(folder, f"{i + 1}.png"))
-                writer.writerow([set_name, split_name, number, i + 1] + [
-                    f"{factors[k][i]:.6g}" for k in ("identity", "azimuth", "elevation", "light")
-                ])
+                writer.writerow(
+                    [set_name, split_name, number, i + 1]
+                    + [
+                        f"{factors[k][i]:.6g}"
+                        for k in ("identity", "azimuth", "elevation", "light")
+                    ]
+                )
             done()
 
 
@@ -209,8 +225,7 @@ def _natural_key(name):
 def _read_png_folder(folder):
     from PIL import Image
 
-    names = sorted((n for n in os.listdir(folder) if n.lower().endswith(".png")),
-                   key=_natural_key)
+    names = sorted((n for n in os.listdir(folder) if n.lower().endswith(".png")), key=_natural_key)
     if not names:
         raise ValueError(f"{folder} holds no PNG pictures.")
     pictures = []
@@ -272,7 +287,8 @@ def _read_factors(root):
             try:
                 key = (row["set"], row["split"], int(row["batch"]))
                 values = [int(row["identity"])] + [
-                    float(row[k]) for k in ("azimuth", "elevation", "light")]
+                    float(row[k]) for k in ("azimuth", "elevation", "light")
+                ]
             except (TypeError, ValueError):
                 raise ValueError(f"{path} line {line} is not a valid factors row.") from None
             table.setdefault(key, []).append((int(row["image"]), values))

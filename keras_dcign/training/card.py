@@ -148,8 +148,9 @@ def _lineage_lines(metadata):
     lineage = metadata.get("lineage", [])
     if len(lineage) < 2:
         return []
-    lines = [f"- images seen in all, over {len(lineage)} segments: "
-             f"{metadata['images_seen_in_all']:,}"]
+    lines = [
+        f"- images seen in all, over {len(lineage)} segments: {metadata['images_seen_in_all']:,}"
+    ]
     for number, segment in enumerate(lineage, 1):
         made = f", which made `{segment['preset']}`" if segment.get("preset") else ""
         command = f"`{segment['command']}`" if segment.get("command") else "no command recorded"
