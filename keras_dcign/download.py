@@ -7,8 +7,8 @@ Torch7 converter:
   `file://`, checked; an archive unpacked safely; the cache folders.
 - `fetch_archive` (a preset archive URL), `fetch_hub` (`hf://`), `fetch_kaggle`
   (`kaggle://`), `fetch_file` (a plain file): the sources `dcign download` accepts.
-- `fetch_release`, `fetch_dataset`: the authors' Torch7 release (its network, which
-  `keras_dcign.torch7` converts, and its dataset in the original layout).
+The authors' Torch7 release (its network and its dataset in the original layout) is
+fetched by `keras_dcign.torch7` on top of this layer.
 
 Only the standard library talks to the network. A file is written under a temporary
 `.part` name, resumed from where it stopped on the next call, and renamed into place only
@@ -37,11 +37,9 @@ A `file://` URL stands in for the `https://` mirrors of a real download.
 """
 
 import contextlib
-import datetime
 import hashlib
 import http.client
 import ipaddress
-import json
 import os
 import posixpath
 import re
@@ -58,9 +56,7 @@ from pathlib import Path
 from keras_dcign.extras import require
 from keras_dcign.files import (
     atomic_folder,
-    atomic_write,
     check_not_installed,
-    check_output_folder,
     removed_on_failure,
 )
 from keras_dcign.version import __version__
@@ -73,17 +69,6 @@ _LOOPBACK_NAMES = ("localhost",)
 # Python's tar "data" filter exists from 3.10.12 / 3.11.4; older ones get stricter link rules.
 _HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 _FILTER_ERRORS = getattr(tarfile, "FilterError", ())
-# The authors' Torch7 release (network and dataset), whose links last worked in 2017.
-LAST_WORKING = "2017"
-NETWORK_HINT = (
-    "if you have a copy of dcign_sample_trained.zip or its parameters.t7, convert it with "
-    "`dcign import-torch7 PATH --out DIR` and load DIR with keras_dcign.from_preset(DIR)."
-)
-DATASET_HINT = (
-    "if you have a copy of dcign_facedataset_monovariant.zip, unzip it and pass the folder "
-    "holding its th_* folders to `dcign train --data-dir` or faces.load_reference_layout."
-)
-SOURCE_FILE = "source.json"
 
 
 class DownloadError(OSError):
@@ -314,7 +299,7 @@ def fetch_archive(urls, sha256, name, progress=True, required_files=()):
         cached = _archive_root(unpacked, required_files)
         if all((cached / required).is_file() for required in required_files):
             return cached
-    with _dropped_if_empty(folder):
+    with dropped_if_empty(folder):
         archive = download(urls, folder / "preset.archive", sha256=sha256, progress=progress)
     shutil.rmtree(unpacked, ignore_errors=True)  # an incomplete one, in the package's cache
     try:
@@ -386,29 +371,8 @@ def _check_not_foreign_file(path, sha256, overwrite):
         )
 
 
-def fetch_release(name, entry, progress=True):
-    """Downloads the authors' Torch7 network a registry entry names, into the cache.
-
-    Args:
-        name: the zoo name (e.g. `"faces_basel_original"`).
-        entry: its registry entry: `urls` (mirrors, tried in order), and optional
-            `sha256` and `size` of the download.
-        progress: show a progress bar while downloading.
-
-    Returns:
-        `(path, url)`: the downloaded file, in `$KERAS_HOME/keras_dcign/presets/<name>`,
-        and the URL that served it.
-
-    Raises:
-        DownloadError: no mirror delivered the file; the message says how to use a copy.
-    """
-    folder = cache_dir("presets", name)
-    with _dropped_if_empty(folder):
-        return download_release(entry, folder, f"the {name} network", NETWORK_HINT, progress)
-
-
 @contextlib.contextmanager
-def _dropped_if_empty(folder):
+def dropped_if_empty(folder):
     """Removes a cache folder again when the download into it fails and left nothing there (a
     `.part` to resume from is kept)."""
     try:
@@ -417,131 +381,6 @@ def _dropped_if_empty(folder):
         with contextlib.suppress(OSError):
             Path(folder).rmdir()  # only an empty folder goes
         raise
-
-
-def fetch_dataset(name, entry, holding, dest=None, progress=True, overwrite=False):
-    """Downloads a registry dataset zip and unpacks it in the original layout.
-
-    The archive is extracted safely (no member may land outside the target)
-    and the folder holding its set folders (`holding`, the `th_*_VARIED`
-    folders) becomes `dest`, which `faces.load_reference_layout` reads. A
-    `source.json` records the URL and the zip's sha256; the zip itself is
-    deleted once unpacked. `dest` appears whole or not at all.
-
-    Args:
-        name: the dataset's registry name (e.g. `"faces-original"`).
-        entry: its registry entry: `urls` (mirrors, tried in order) and
-            optional `sha256` and `size`.
-        holding: names of the folders the dataset's top folder holds.
-        dest: the folder to create (absent, empty, or this dataset as this
-            package wrote it); default `$KERAS_HOME/keras_dcign/datasets/<name>`.
-        progress: show a progress bar while downloading.
-        overwrite: replace a folder this package wrote even when it holds
-            other files (`keras_dcign.files.check_output_folder`).
-
-    Returns:
-        The dataset folder's `Path`.
-
-    Example:
-
-    The registry's dataset is what `dcign download faces-original` fetches
-    (a download, not run here); a local zip of the same layout shows the rest:
-
-    >>> from keras_dcign.presets import fetch
-    >>> root = fetch("faces-original")  # doctest: +SKIP
-    >>> import shutil, tempfile
-    >>> from pathlib import Path
-    >>> from keras_dcign.datasets import faces
-    >>> from keras_dcign.download import fetch_dataset
-    >>> work = Path(tempfile.mkdtemp())
-    >>> _ = faces.export_reference_layout(work / "zip" / "faces", n_batches=1, batch_size=2,
-    ...                                   image_size=32, progress=False)
-    >>> archive = Path(shutil.make_archive(str(work / "faces"), "zip", work / "zip"))
-    >>> root = fetch_dataset("my-faces", {"urls": [archive.as_uri()]}, holding={"th_AZ_VARIED"},
-    ...                      dest=work / "my-faces", progress=False)
-    >>> sorted(p.name for p in root.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-    ['.dcign', 'factors.csv', 'source.json', 'th_AZ_VARIED', 'th_EL_VARIED',
-     'th_LIGHT_AZ_VARIED', 'th_SHAPE_VARIED']
-    >>> batches = faces.load_reference_layout(root, image_size=32, split="test")
-    >>> len(batches)  # one batch of each kind
-    4
-    """
-    target = Path(dest) if dest is not None else cache_dir("datasets", name)
-    if (target / SOURCE_FILE).is_file():
-        return target  # already downloaded: nothing to write
-    rule = dict(kind="dataset", overwrite=overwrite, legacy=_is_dataset_folder, origin=name)
-    check_output_folder(target, **rule)
-    downloads = cache_dir("downloads")
-    archive, url = download_release(entry, downloads, f"the {name} dataset", DATASET_HINT, progress)
-    digest = sha256_of(archive)
-    shutil.rmtree(downloads / f"{name}.unpacked", ignore_errors=True)  # a killed run's, ours
-    unpacked = extract_archive(archive, downloads / f"{name}.unpacked")
-    try:
-        root = find_folder_holding(unpacked, holding)
-        if root is None:
-            raise ValueError(
-                f"{url} no longer serves the DC-IGN dataset (its zip holds no th_*_VARIED "
-                f"folders); {DATASET_HINT}"
-            )
-        # An empty `dest` (perhaps the current folder) is filled, never removed.
-        with atomic_folder(target, **rule) as staging:
-            for child in root.iterdir():
-                shutil.move(str(child), str(staging / child.name))
-            record = {
-                "name": name,
-                "source": url,
-                "sha256": digest,
-                "date_downloaded": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            }
-            atomic_write(staging / SOURCE_FILE, json.dumps(record, indent=2))
-    finally:
-        shutil.rmtree(unpacked, ignore_errors=True)
-        archive.unlink(missing_ok=True)
-    return target
-
-
-def _is_dataset_folder(folder):
-    """Whether `folder` is a dataset `fetch_dataset` wrote before it marked its folders: it
-    has the `source.json` it writes."""
-    return (Path(folder) / SOURCE_FILE).is_file()
-
-
-def find_folder_holding(folder, names, depth=3):
-    """The shallowest folder under `folder` with a child named in `names`, or None."""
-    level = [Path(folder)]
-    for _ in range(depth + 1):
-        for candidate in level:
-            if any((candidate / n).is_dir() for n in names):
-                return candidate
-        level = [p for f in level for p in sorted(f.iterdir()) if p.is_dir()]
-    return None
-
-
-def download_release(entry, folder, what, hint, progress):
-    """Fetches `entry["urls"]` (mirrors in order) into `folder`: `(path, url that served it)`.
-
-    Raises:
-        DownloadError: every mirror failed; the message names each, says when the
-            release links last worked, and ends with `hint`.
-    """
-    urls = entry["urls"]
-    dest = Path(folder) / urls[0].rsplit("/", 1)[-1].split("?")[0]
-    failures = []
-    for url in urls:
-        try:
-            path = download(
-                [url], dest, sha256=entry.get("sha256"), size=entry.get("size"), progress=progress
-            )
-        except DownloadError as error:
-            failures.extend(error.failures)
-            continue
-        return path, url
-    tried = "; ".join(f"{url}: {reason}" for url, reason in failures)
-    raise DownloadError(
-        f"Could not download {what} ({tried}); the release links were last known to work in "
-        f"{LAST_WORKING}; {hint}",
-        failures,
-    )
 
 
 def _url_problem(url):

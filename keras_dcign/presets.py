@@ -98,7 +98,7 @@ def fetch(source, dest=None, sha256=None, progress=True, overwrite=False):
         return download.fetch_file(source, sha256, dest, progress, overwrite)
     datasets = zoo.registry_datasets()
     if source in datasets:
-        return download.fetch_dataset(
+        return torch7.fetch_dataset(
             source, datasets[source], _REFERENCE_SETS, dest, progress, overwrite
         )
     rule = dict(kind="preset", overwrite=overwrite, legacy=is_preset_folder, origin=source)
@@ -394,5 +394,5 @@ def _torch7_release(name, entry, progress):
     preset = download.cache_dir("presets", name) / "preset"
     if all((preset / required).is_file() for required in _PRESET_FILES):
         return preset
-    archive, url = download.fetch_release(name, entry, progress=progress)
+    archive, url = torch7.fetch_release(name, entry, progress=progress)
     return torch7.convert_release(archive, url, preset, name=name, parameters=entry["parameters"])

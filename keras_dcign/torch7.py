@@ -1,4 +1,4 @@
-"""The authors' Torch7 release of DC-IGN: its network converted into a preset.
+"""The authors' Torch7 release of DC-IGN: fetched, and its network converted into a preset.
 
 The reference code saved a trained network as a folder holding `parameters.t7`:
 the flat vector `model:getParameters()` returns, every module's weight then bias
@@ -13,9 +13,10 @@ Keras disagree in three places, all handled here:
   channels-last (15, 15, 24), so the linear layers next to the flatten and the
   reshape have their 5400-long side permuted.
 
-`keras_dcign.download` downloads the release the zoo registry names
-(`faces_basel_original`, `faces-original`; its links were last known to work
-in 2017) and `convert_release` turns the network into the cached preset. This
+`fetch_release` and `fetch_dataset` download the release the zoo registry
+names (`faces_basel_original`, `faces-original`; its links were last known to
+work in 2017) through `keras_dcign.download`, and `convert_release` turns the
+network into the cached preset. This
 module builds the model by its registered Keras name and writes the preset with
 the model's own `save_to_preset`, so it imports neither `keras_dcign.model` nor
 `keras_dcign.presets`.
@@ -35,7 +36,10 @@ here.
 >>> model = keras_dcign.from_preset(preset)  # doctest: +SKIP
 """
 
+import datetime
 import hashlib
+import json
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -43,9 +47,22 @@ from pathlib import Path
 import numpy as np
 
 from keras_dcign.datasets.reference_layout import within_storage
-from keras_dcign.download import NETWORK_HINT, cache_dir, sha256_of
+from keras_dcign.download import (
+    DownloadError,
+    cache_dir,
+    download,
+    dropped_if_empty,
+    extract_archive,
+    sha256_of,
+)
 from keras_dcign.extras import require
-from keras_dcign.files import check_distinct, check_output_folder, is_preset_folder
+from keras_dcign.files import (
+    atomic_folder,
+    atomic_write,
+    check_distinct,
+    check_output_folder,
+    is_preset_folder,
+)
 from keras_dcign.graphics_code import GraphicsCode
 
 IMAGE_SIZE = 150
@@ -53,6 +70,18 @@ GRID = 15  # side of the last encoder maps at 150 px: 150 -> 73 -> 34 -> 15
 REFERENCE_LATENTS = 200
 REFERENCE_FEATURE_MAPS = 96
 PARAMETERS_FILE = "parameters.t7"
+
+# The authors' Torch7 release (network and dataset), whose links last worked in 2017.
+LAST_WORKING = "2017"
+NETWORK_HINT = (
+    "if you have a copy of dcign_sample_trained.zip or its parameters.t7, convert it with "
+    "`dcign import-torch7 PATH --out DIR` and load DIR with keras_dcign.from_preset(DIR)."
+)
+DATASET_HINT = (
+    "if you have a copy of dcign_facedataset_monovariant.zip, unzip it and pass the folder "
+    "holding its th_* folders to `dcign train --data-dir` or faces.load_reference_layout."
+)
+SOURCE_FILE = "source.json"
 
 
 def reference_layout(latents=REFERENCE_LATENTS, feature_maps=REFERENCE_FEATURE_MAPS):
@@ -433,7 +462,7 @@ inactive units give 0 instead of 1e-6, a change far below that tolerance.
 def convert_release(archive, url, out, name, parameters):
     """Converts a downloaded Torch7 release into the preset folder `out`, once.
 
-    `keras_dcign.download.fetch_release` downloads the file; this reads its
+    `fetch_release` downloads the file; this reads its
     `parameters.t7`, writes the preset (its metadata records `url` and the
     file's sha256) and deletes the download, which the preset replaces.
 
@@ -474,3 +503,149 @@ def convert_release(archive, url, out, name, parameters):
     out = _write_preset(vector, layout, Path(out), provenance, name=name, overwrite=True)
     archive.unlink()  # the preset is what is kept; the zip's sha256 is in its metadata
     return out
+
+
+def fetch_release(name, entry, progress=True):
+    """Downloads the authors' Torch7 network a registry entry names, into the cache.
+
+    Args:
+        name: the zoo name (e.g. `"faces_basel_original"`).
+        entry: its registry entry: `urls` (mirrors, tried in order), and optional
+            `sha256` and `size` of the download.
+        progress: show a progress bar while downloading.
+
+    Returns:
+        `(path, url)`: the downloaded file, in `$KERAS_HOME/keras_dcign/presets/<name>`,
+        and the URL that served it.
+
+    Raises:
+        DownloadError: no mirror delivered the file; the message says how to use a copy.
+    """
+    folder = cache_dir("presets", name)
+    with dropped_if_empty(folder):
+        return download_release(entry, folder, f"the {name} network", NETWORK_HINT, progress)
+
+
+def fetch_dataset(name, entry, holding, dest=None, progress=True, overwrite=False):
+    """Downloads a registry dataset zip and unpacks it in the original layout.
+
+    The archive is extracted safely (no member may land outside the target)
+    and the folder holding its set folders (`holding`, the `th_*_VARIED`
+    folders) becomes `dest`, which `faces.load_reference_layout` reads. A
+    `source.json` records the URL and the zip's sha256; the zip itself is
+    deleted once unpacked. `dest` appears whole or not at all.
+
+    Args:
+        name: the dataset's registry name (e.g. `"faces-original"`).
+        entry: its registry entry: `urls` (mirrors, tried in order) and
+            optional `sha256` and `size`.
+        holding: names of the folders the dataset's top folder holds.
+        dest: the folder to create (absent, empty, or this dataset as this
+            package wrote it); default `$KERAS_HOME/keras_dcign/datasets/<name>`.
+        progress: show a progress bar while downloading.
+        overwrite: replace a folder this package wrote even when it holds
+            other files (`keras_dcign.files.check_output_folder`).
+
+    Returns:
+        The dataset folder's `Path`.
+
+    Example:
+
+    The registry's dataset is what `dcign download faces-original` fetches
+    (a download, not run here); a local zip of the same layout shows the rest:
+
+    >>> from keras_dcign.presets import fetch
+    >>> root = fetch("faces-original")  # doctest: +SKIP
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from keras_dcign.datasets import faces
+    >>> from keras_dcign.torch7 import fetch_dataset
+    >>> work = Path(tempfile.mkdtemp())
+    >>> _ = faces.export_reference_layout(work / "zip" / "faces", n_batches=1, batch_size=2,
+    ...                                   image_size=32, progress=False)
+    >>> archive = Path(shutil.make_archive(str(work / "faces"), "zip", work / "zip"))
+    >>> root = fetch_dataset("my-faces", {"urls": [archive.as_uri()]}, holding={"th_AZ_VARIED"},
+    ...                      dest=work / "my-faces", progress=False)
+    >>> sorted(p.name for p in root.iterdir())  # doctest: +NORMALIZE_WHITESPACE
+    ['.dcign', 'factors.csv', 'source.json', 'th_AZ_VARIED', 'th_EL_VARIED',
+     'th_LIGHT_AZ_VARIED', 'th_SHAPE_VARIED']
+    >>> batches = faces.load_reference_layout(root, image_size=32, split="test")
+    >>> len(batches)  # one batch of each kind
+    4
+    """
+    target = Path(dest) if dest is not None else cache_dir("datasets", name)
+    if (target / SOURCE_FILE).is_file():
+        return target  # already downloaded: nothing to write
+    rule = dict(kind="dataset", overwrite=overwrite, legacy=_is_dataset_folder, origin=name)
+    check_output_folder(target, **rule)
+    downloads = cache_dir("downloads")
+    archive, url = download_release(entry, downloads, f"the {name} dataset", DATASET_HINT, progress)
+    digest = sha256_of(archive)
+    shutil.rmtree(downloads / f"{name}.unpacked", ignore_errors=True)  # a killed run's, ours
+    unpacked = extract_archive(archive, downloads / f"{name}.unpacked")
+    try:
+        root = find_folder_holding(unpacked, holding)
+        if root is None:
+            raise ValueError(
+                f"{url} no longer serves the DC-IGN dataset (its zip holds no th_*_VARIED "
+                f"folders); {DATASET_HINT}"
+            )
+        # An empty `dest` (perhaps the current folder) is filled, never removed.
+        with atomic_folder(target, **rule) as staging:
+            for child in root.iterdir():
+                shutil.move(str(child), str(staging / child.name))
+            record = {
+                "name": name,
+                "source": url,
+                "sha256": digest,
+                "date_downloaded": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            }
+            atomic_write(staging / SOURCE_FILE, json.dumps(record, indent=2))
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+        archive.unlink(missing_ok=True)
+    return target
+
+
+def _is_dataset_folder(folder):
+    """Whether `folder` is a dataset `fetch_dataset` wrote before it marked its folders: it
+    has the `source.json` it writes."""
+    return (Path(folder) / SOURCE_FILE).is_file()
+
+
+def find_folder_holding(folder, names, depth=3):
+    """The shallowest folder under `folder` with a child named in `names`, or None."""
+    level = [Path(folder)]
+    for _ in range(depth + 1):
+        for candidate in level:
+            if any((candidate / n).is_dir() for n in names):
+                return candidate
+        level = [p for f in level for p in sorted(f.iterdir()) if p.is_dir()]
+    return None
+
+
+def download_release(entry, folder, what, hint, progress):
+    """Fetches `entry["urls"]` (mirrors in order) into `folder`: `(path, url that served it)`.
+
+    Raises:
+        DownloadError: every mirror failed; the message names each, says when the
+            release links last worked, and ends with `hint`.
+    """
+    urls = entry["urls"]
+    dest = Path(folder) / urls[0].rsplit("/", 1)[-1].split("?")[0]
+    failures = []
+    for url in urls:
+        try:
+            path = download(
+                [url], dest, sha256=entry.get("sha256"), size=entry.get("size"), progress=progress
+            )
+        except DownloadError as error:
+            failures.extend(error.failures)
+            continue
+        return path, url
+    tried = "; ".join(f"{url}: {reason}" for url, reason in failures)
+    raise DownloadError(
+        f"Could not download {what} ({tried}); the release links were last known to work in "
+        f"{LAST_WORKING}; {hint}",
+        failures,
+    )

@@ -88,7 +88,8 @@ def test_hub_sources_need_their_clients():
         try:
             __import__(module)
         except ImportError:
-            with pytest.raises(ValueError, match=f"needs {module}"):
+            expected = rf"needs {module}: pip install 'keras-dcign\[hub\]'"
+            with pytest.raises(ImportError, match=expected):
                 from_preset(f"{scheme}owner/model")
 
 
