@@ -226,37 +226,22 @@ def _correlation(a, b):
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def factor_sweeps(image_size, identities=8, angles=13, seed=0):
-    """Held-out sweeps of the generated faces: `{factor: (images, degrees)}`.
+def factor_sweeps(model, identities=8, angles=13, seed=0):
+    """Held-out sweeps of the generated faces, drawn for `model`: `{factor: (images, degrees)}`.
 
     Each factor is swept over its full range for `identities` test people,
     with the other factors at 0 (frontal, level, lit from the front).
     """
     from keras_dcign.datasets import faces
+    from keras_dcign.evaluation.probes import factor_ranges, factor_sweep, render_for
 
     people = np.asarray(faces.identities("test"))
     people = np.random.default_rng(seed).choice(people, size=identities, replace=False)
-    ranges = factor_ranges()
     sweeps = {}
-    for factor, (low, high) in ranges.items():
-        degrees = np.tile(np.linspace(low, high, angles), len(people))
-        who = np.repeat(people, angles)
-        angles_of = {name: np.zeros_like(degrees) for name in ranges}
-        angles_of[factor] = degrees
-        images = faces.render(who, image_size=image_size, **angles_of)
-        sweeps[factor] = (images[..., None].astype("float32"), degrees)
+    for factor in factor_ranges():
+        who, scene = factor_sweep(people, factor, angles)
+        sweeps[factor] = (render_for(model, who, **scene), scene[factor])
     return sweeps
-
-
-def factor_ranges():
-    """The generated faces' ranges of each factor, in degrees."""
-    from keras_dcign.datasets import faces
-
-    return {
-        "azimuth": tuple(faces.AZIMUTH_RANGE),
-        "elevation": tuple(faces.ELEVATION_RANGE),
-        "light": tuple(faces.LIGHT_RANGE),
-    }
 
 
 def calibrate_on_faces(model, identities=8, angles=13, seed=0):
@@ -265,7 +250,9 @@ def calibrate_on_faces(model, identities=8, angles=13, seed=0):
     A DC-IGN (`model.monovariant`) is calibrated on its factor groups; an
     entangled model on the unit that varies most in each factor's sweeps.
     """
-    sweeps = factor_sweeps(model.image_size, identities, angles, seed)
+    from keras_dcign.evaluation.probes import factor_ranges
+
+    sweeps = factor_sweeps(model, identities, angles, seed)
     latents = {factor: encode_means(model, images) for factor, (images, _) in sweeps.items()}
     degrees = {factor: sweep[1] for factor, sweep in sweeps.items()}
     labels = {factor: np.repeat(np.arange(identities), angles) for factor in sweeps}

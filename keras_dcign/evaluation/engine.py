@@ -12,7 +12,7 @@ import contextlib
 import numpy as np
 
 from keras_dcign.evaluation import probes, scores
-from keras_dcign.evaluation.probes import mse, ssim
+from keras_dcign.evaluation.probes import factor_sweep, mse, ssim
 from keras_dcign.verification import fit_threshold
 
 FACTORS = ("azimuth", "elevation", "light")
@@ -131,8 +131,9 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
     >>> abs(metrics["factors"]["light"]["spearman"]) > 0.9  # its light unit follows the light
     True
     """
-    from keras_dcign.calibration import Calibration, calibrate_on_faces, factor_ranges
+    from keras_dcign.calibration import Calibration, calibrate_on_faces
     from keras_dcign.datasets import faces
+    from keras_dcign.evaluation.probes import factor_ranges
 
     if dataset != "faces":
         raise ValueError(f"Unknown dataset {dataset!r}; expected 'faces'.")
@@ -256,12 +257,8 @@ def _factor_sweeps(model, renderer, calibration, units, people, ranges, options,
     who = rng.choice(people, size=min(options["sweep_identities"], len(people)), replace=False)
     results = {}
     for factor in FACTORS:
-        low, high = ranges[factor]
-        angles = np.linspace(low, high, options["sweep_angles"])
-        degrees = np.tile(angles, len(who))
-        values = {f: np.zeros_like(degrees) for f in FACTORS}
-        values[factor] = degrees
-        identity = np.repeat(who, len(angles))
+        identity, values = factor_sweep(who, factor, options["sweep_angles"], ranges)
+        degrees = values[factor]
         latent = renderer.codes(identity, values["azimuth"], values["elevation"], values["light"])[
             :, units[factor]
         ]

@@ -1,5 +1,8 @@
-"""Probes of what a model keeps of a person: re-render identification, intrinsic spread, and
-identity, shape and texture swaps.
+"""Faces drawn for a model and what it makes of them: the one place that renders the
+generator's faces the way a model sees them (`render_for`, grey or RGB), the factor sweeps
+that calibration and evaluation share, the held-out reconstruction error and the relight
+check of every trained preset, and the probes of what a model keeps of a person: re-render
+identification, intrinsic spread, and identity, shape and texture swaps.
 
 Averages such as SSIM reward a blurred head that is near every person at once. These probes
 ask the question a viewer asks: re-rendered at a new pose or light, is the output nearer the
@@ -28,6 +31,64 @@ def render_for(model, identity, **scene):
     color_mode = "rgb" if getattr(model, "channels", 1) == 3 else "grayscale"
     images = faces.render(identity, image_size=model.image_size, color_mode=color_mode, **scene)
     return (images[..., None] if images.ndim == 3 else images).astype("float32")
+
+
+def factor_ranges():
+    """The generated faces' ranges of each factor, in degrees."""
+    from keras_dcign.datasets import faces
+
+    return {
+        "azimuth": tuple(faces.AZIMUTH_RANGE),
+        "elevation": tuple(faces.ELEVATION_RANGE),
+        "light": tuple(faces.LIGHT_RANGE),
+    }
+
+
+def factor_sweep(people, factor, angles, ranges=None):
+    """One factor swept over its range for each person, the others at 0 (frontal, level, lit
+    from the front): `(identity, scene)`, `scene` the angles of each picture by factor."""
+    ranges = ranges or factor_ranges()
+    low, high = ranges[factor]
+    degrees = np.tile(np.linspace(low, high, angles), len(people))
+    scene = {name: np.zeros_like(degrees) for name in ranges}
+    scene[factor] = degrees
+    return np.repeat(people, angles), scene
+
+
+def heldout_reconstruction_mse(model, people=64, seed=0):
+    """Mean squared reconstruction error of held-out people at random pose and light.
+
+    A quick number every run reports (numpy only); `dcign evaluate` measures the rest.
+    """
+    from keras import ops
+
+    from keras_dcign.datasets import faces
+
+    rng = np.random.default_rng([seed, 11])
+    who = rng.choice(np.asarray(faces.identities("test")), size=people, replace=False)
+    angles = {f: rng.uniform(*r, people) for f, r in factor_ranges().items()}
+    images = render_for(model, who, **angles)
+    out = np.concatenate(
+        [ops.convert_to_numpy(model(images[k : k + 32])) for k in range(0, people, 32)]
+    )
+    return float(np.mean((out - images) ** 2))
+
+
+def relight_check(model, people=8):
+    """Left-minus-right brightness of frontal test faces re-rendered with light left and right.
+
+    A model that learned light has a positive difference for "left" and a
+    negative one for "right" (light azimuth is measured from the viewer's side).
+    """
+    from keras import ops
+
+    images = frontal_people(model, people)
+    half = model.image_size // 2
+    result = {}
+    for side in ("left", "right"):
+        out = ops.convert_to_numpy(model.rerender(images, light=side))
+        result[side] = float(np.mean(out[:, :, :half]) - np.mean(out[:, :, half:]))
+    return result
 
 
 def frontal_people(model, people=TURN_PEOPLE, split="test", **angles):
@@ -132,7 +193,6 @@ def identity_swap(model, people=TURN_PEOPLE, split="test", seed=0):
     """
     from keras import ops
 
-    from keras_dcign.calibration import factor_ranges
     from keras_dcign.datasets import faces
 
     who = np.asarray(faces.identities(split))[:people]
@@ -192,7 +252,6 @@ def shape_texture_swap(model, people=TURN_PEOPLE, split="test", seed=0):
     """
     from keras import ops
 
-    from keras_dcign.calibration import factor_ranges
     from keras_dcign.datasets import faces
 
     for group in ("shape", "texture"):

@@ -14,7 +14,7 @@ _EXPORTS = {
     "Recipe": "keras_dcign.training.recipes",
     "TrainResult": "keras_dcign.training.loop",
     "describe_machine": "keras_dcign.training.card",
-    "heldout_reconstruction_mse": "keras_dcign.training.loop",
+    "heldout_reconstruction_mse": "keras_dcign.evaluation.probes",
     "model_card": "keras_dcign.training.card",
     "recipe": "keras_dcign.training.recipes",
     "train": "keras_dcign.training.loop",

@@ -183,6 +183,7 @@ def train(
     seconds = time.time() - began
 
     from keras_dcign.calibration import calibrate_on_faces
+    from keras_dcign.evaluation.probes import heldout_reconstruction_mse, relight_check
 
     model = _in_float32(model)
     model.calibration = calibrate_on_faces(model, seed=seed)
@@ -337,47 +338,6 @@ def _in_float32(model):
     copy = DCIGN.from_config(dict(model.get_config(), dtype="float32"))
     copy.set_weights(model.get_weights())
     return copy
-
-
-def heldout_reconstruction_mse(model, people=64, seed=0):
-    """Mean squared reconstruction error of held-out people at random pose and light.
-
-    A quick number every run reports (numpy only); `dcign evaluate` measures the rest.
-    """
-    from keras import ops
-
-    from keras_dcign.calibration import factor_ranges
-    from keras_dcign.datasets import faces
-
-    rng = np.random.default_rng([seed, 11])
-    who = rng.choice(np.asarray(faces.identities("test")), size=people, replace=False)
-    angles = {f: rng.uniform(*r, people) for f, r in factor_ranges().items()}
-    images = faces.render(who, image_size=model.image_size, **angles)[..., None]
-    images = images.astype("float32")
-    out = np.concatenate(
-        [ops.convert_to_numpy(model(images[k : k + 32])) for k in range(0, people, 32)]
-    )
-    return float(np.mean((out - images) ** 2))
-
-
-def relight_check(model, people=8):
-    """Left-minus-right brightness of frontal test faces re-rendered with light left and right.
-
-    A model that learned light has a positive difference for "left" and a
-    negative one for "right" (light azimuth is measured from the viewer's side).
-    """
-    from keras import ops
-
-    from keras_dcign.datasets import faces
-
-    who = np.asarray(faces.identities("test"))[:people]
-    images = faces.render(who, image_size=model.image_size)[..., None].astype("float32")
-    half = model.image_size // 2
-    result = {}
-    for side in ("left", "right"):
-        out = ops.convert_to_numpy(model.rerender(images, light=side))
-        result[side] = float(np.mean(out[:, :, :half]) - np.mean(out[:, :, half:]))
-    return result
 
 
 def _check_writable(run_dir):
