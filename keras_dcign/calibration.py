@@ -4,6 +4,8 @@ After training, each physical factor (azimuth, elevation, light) is swept on
 held-out faces; the posterior mean of the factor's latent unit is regressed
 on the true angle. The fit lets `model.rerender(images, light=-60)` take
 degrees, and names such as `light="left"` resolve to the end of the range.
+This module fits and applies a calibration on any sweeps; the generator's sweeps
+and `calibrate_on_faces` live in `keras_dcign.evaluation.probes`.
 """
 
 import json
@@ -224,40 +226,6 @@ def _correlation(a, b):
     if np.std(a) == 0 or np.std(b) == 0:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])
-
-
-def factor_sweeps(model, identities=8, angles=13, seed=0):
-    """Held-out sweeps of the generated faces, drawn for `model`: `{factor: (images, degrees)}`.
-
-    Each factor is swept over its full range for `identities` test people,
-    with the other factors at 0 (frontal, level, lit from the front).
-    """
-    from keras_dcign.datasets import faces
-    from keras_dcign.evaluation.probes import factor_ranges, factor_sweep, render_for
-
-    people = np.asarray(faces.identities("test"))
-    people = np.random.default_rng(seed).choice(people, size=identities, replace=False)
-    sweeps = {}
-    for factor in factor_ranges():
-        who, scene = factor_sweep(people, factor, angles)
-        sweeps[factor] = (render_for(model, who, **scene), scene[factor])
-    return sweeps
-
-
-def calibrate_on_faces(model, identities=8, angles=13, seed=0):
-    """Fits a `Calibration` for `model` on held-out sweeps of the generated faces.
-
-    A DC-IGN (`model.monovariant`) is calibrated on its factor groups; an
-    entangled model on the unit that varies most in each factor's sweeps.
-    """
-    from keras_dcign.evaluation.probes import factor_ranges
-
-    sweeps = factor_sweeps(model, identities, angles, seed)
-    latents = {factor: encode_means(model, images) for factor, (images, _) in sweeps.items()}
-    degrees = {factor: sweep[1] for factor, sweep in sweeps.items()}
-    labels = {factor: np.repeat(np.arange(identities), angles) for factor in sweeps}
-    selection = "group" if getattr(model, "monovariant", True) else "variance"
-    return fit_calibration(latents, degrees, model.code, factor_ranges(), selection, labels)
 
 
 def encode_means(model, images, batch_size=64):

@@ -93,7 +93,7 @@ def test_a_preset_loads_with_plain_keras(tmp_path):
     assert float(diff) <= 1e-6
 
 
-@pytest.mark.parametrize("name", ["faces_64", "faces_64_entangled", "faces_basel"])
+@pytest.mark.parametrize("name", ["faces_64", "faces_64_entangled"])
 def test_bundled_presets_load_from_their_earlier_config_layout(name, tmp_path):
     """The bundled presets in the layout used before configs were serialized (bare
     constructor arguments): the same model. `faces_64`'s file has the retrained preset's

@@ -196,8 +196,8 @@ def test_faces(image_size=64):
     """Four held-out people at fixed random pose and light (the same for every point)."""
     import numpy as np
 
-    from keras_dcign.evaluation.probes import factor_ranges
     from keras_dcign.datasets import faces
+    from keras_dcign.evaluation.probes import factor_ranges
 
     rng = np.random.default_rng(7)
     who = np.asarray(faces.identities("test"))[:TEST_FACES]

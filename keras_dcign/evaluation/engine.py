@@ -131,9 +131,9 @@ def evaluate(model, dataset="faces", split="test", seed=0, progress=True, **sett
     >>> abs(metrics["factors"]["light"]["spearman"]) > 0.9  # its light unit follows the light
     True
     """
-    from keras_dcign.calibration import Calibration, calibrate_on_faces
+    from keras_dcign.calibration import Calibration
     from keras_dcign.datasets import faces
-    from keras_dcign.evaluation.probes import factor_ranges
+    from keras_dcign.evaluation.probes import calibrate_on_faces, factor_ranges
 
     if dataset != "faces":
         raise ValueError(f"Unknown dataset {dataset!r}; expected 'faces'.")

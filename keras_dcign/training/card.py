@@ -171,7 +171,7 @@ def _stack_words(recipe_, metadata):
     if recipe_.architecture == "strided":
         stages = metadata.get("strided_stages")
         stages = f"{stages} " if stages else ""
-        return f"a strided conv stack ({stages}4x4 stride-2 convolutions and transposes)"
+        return f"a strided conv stack ({stages}stride-2 4x4 convolutions and transposes)"
     return "the paper's conv stack"
 
 

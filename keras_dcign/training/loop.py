@@ -182,8 +182,11 @@ def train(
         done = start
     seconds = time.time() - began
 
-    from keras_dcign.calibration import calibrate_on_faces
-    from keras_dcign.evaluation.probes import heldout_reconstruction_mse, relight_check
+    from keras_dcign.evaluation.probes import (
+        calibrate_on_faces,
+        heldout_reconstruction_mse,
+        relight_check,
+    )
 
     model = _in_float32(model)
     model.calibration = calibrate_on_faces(model, seed=seed)
