@@ -88,6 +88,15 @@ def calibrate_on_faces(model, identities=8, angles=13, seed=0):
     return fit_calibration(latents, degrees, model.code, factor_ranges(), selection, labels)
 
 
+def middle_angles(n, rng):
+    """`n` random scenes from the middle half of each factor's range, where every model was
+    trained densely: `{factor: (n,) degrees}`."""
+    return {
+        f: rng.uniform(0.75 * low + 0.25 * high, 0.25 * low + 0.75 * high, n)
+        for f, (low, high) in factor_ranges().items()
+    }
+
+
 def heldout_reconstruction_mse(model, people=64, seed=0):
     """Mean squared reconstruction error of held-out people at random pose and light.
 
@@ -229,12 +238,7 @@ def identity_swap(model, people=TURN_PEOPLE, split="test", seed=0):
     from keras_dcign.datasets import faces
 
     who = np.asarray(faces.identities(split))[:people]
-    rng = np.random.default_rng([seed, 29])
-    # The middle half of each range, where every model was trained densely.
-    angles = {
-        f: rng.uniform(0.75 * low + 0.25 * high, 0.25 * low + 0.75 * high, len(who))
-        for f, (low, high) in factor_ranges().items()
-    }
+    angles = middle_angles(len(who), np.random.default_rng([seed, 29]))
     sources = render_for(model, who, **angles)
     donors = np.roll(who, -1)
     swapped = ops.convert_to_numpy(model.rerender(sources, identity_from=render_for(model, donors)))
@@ -294,12 +298,7 @@ def shape_texture_swap(model, people=TURN_PEOPLE, split="test", seed=0):
                 f"model's groups are {list(model.code.names)}."
             )
     who = np.asarray(faces.identities(split))[:people]
-    rng = np.random.default_rng([seed, 31])
-    # The middle half of each range, where every model was trained densely.
-    angles = {
-        f: rng.uniform(0.75 * low + 0.25 * high, 0.25 * low + 0.75 * high, len(who))
-        for f, (low, high) in factor_ranges().items()
-    }
+    angles = middle_angles(len(who), np.random.default_rng([seed, 31]))
     sources = render_for(model, who, **angles)
     donors = np.roll(who, -1)
     frontal_donors = render_for(model, donors)
