@@ -14,11 +14,13 @@ from PIL import Image
 import keras_dcign
 from keras_dcign.datasets import faces
 from keras_dcign.evaluation.scores import equal_error_threshold
+from keras_dcign.image_files import load_image
 from keras_dcign.verification import (
     VERIFICATION_FILE,
     identity_embedding,
     load_verification,
     save_verification,
+    similarity,
 )
 
 
@@ -102,16 +104,24 @@ def _png(path, seed):
 
 def test_dcign_verify_says_same_or_different_with_its_exit_status(tmp_path, verified_preset):
     a, b = _png(tmp_path / "a.png", 0), _png(tmp_path / "b.png", 1)
+    # The tiny untrained model finds any two pictures alike: the threshold is set between
+    # the two pictures' similarity, read the way the command reads them, and 1.
+    model = keras_dcign.from_preset(verified_preset)
+    pictures = [load_image(path, model.image_size) for path in (a, b)]
+    apart = float(similarity(model, pictures[0][None], pictures[1][None])[0])
+    assert apart < 1.0 - 1e-6
+    threshold = round((apart + 1.0) / 2, 9)
+    save_verification(verified_preset, {"threshold": threshold, "equal_error_rate": 0.25})
     same = CliRunner().invoke(cli, ["verify", str(a), str(a), "--preset", str(verified_preset)])
     assert same.exit_code == 0, same.output
-    assert same.output.startswith("same person: similarity 1.000, threshold 0.999")
+    assert same.output.startswith("same person: similarity 1.000, threshold")
     different = CliRunner().invoke(
         cli, ["verify", str(a), str(b), "--preset", str(verified_preset), "--json"]
     )
     assert different.exit_code == 1, different.output
     result = json.loads(different.output)
-    assert result["same"] is False and result["similarity"] < 0.999
-    assert result["threshold"] == 0.999 and result["equal_error_rate"] == 0.25
+    assert result["same"] is False and abs(result["similarity"] - apart) < 1e-5
+    assert result["threshold"] == threshold and result["equal_error_rate"] == 0.25
 
 
 def test_dcign_verify_errors_are_one_line_with_exit_status_2(tmp_path):
