@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "evaluation"
 FACTORS = ("azimuth", "elevation", "light")
-DEFAULT_PRESETS = ("faces_64", "faces_64_entangled", "faces_basel")
+DEFAULT_PRESETS = ("faces_64", "faces_64_entangled", "faces_64_shape_texture", "faces_basel")
 BASELINES = {"faces_64": "faces_64_entangled"}
 
 
