@@ -213,7 +213,7 @@ def worker_recipe(backend, warmup, steps, per_step, precision="float32", jit_com
     os.environ["KERAS_BACKEND"] = backend
     from keras_dcign.training.data import batch_source
     from keras_dcign.training.loop import build_model
-    from keras_dcign.training.recipes import images_per_step, recipe
+    from keras_dcign.training.recipes import recipe
 
     settings = recipe(
         RECIPE, batches_per_step=per_step, precision=precision, jit_compile=jit_compile
@@ -226,7 +226,7 @@ def worker_recipe(backend, warmup, steps, per_step, precision="float32", jit_com
     began = time.perf_counter()
     model.fit(source(start + warmup), steps_per_epoch=steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - began
-    images = images_per_step(settings)
+    images = settings.images_per_step
     return {
         "size": settings["image_size"],
         "maps": settings["feature_maps"],

@@ -32,7 +32,6 @@ from keras_dcign.training.data import batch_source
 from keras_dcign.training.recipes import (
     PRECISIONS,
     Recipe,
-    images_per_step,
     recipe,
     resumed_recipe,
 )
@@ -312,7 +311,9 @@ def initial_lineage(preset):
     if "lineage" in metadata:
         return [dict(segment) for segment in metadata["lineage"]]
     recipe_ = metadata.get("recipe", {})
-    images = int(metadata.get("steps", 0)) * images_per_step(recipe_) if recipe_ else 0
+    images = (
+        int(metadata.get("steps", 0)) * Recipe.from_saved(recipe_).images_per_step if recipe_ else 0
+    )
     return [
         {
             "preset": str(preset),

@@ -382,11 +382,6 @@ def recipe(config="faces_64", **overrides):
     return RECIPES[config].replace(**overrides)
 
 
-def images_per_step(settings):
-    """Images one optimizer step trains on: `batches_per_step` batches of `batch_size`."""
-    return int(settings["batch_size"]) * int(settings.get("batches_per_step", 1))
-
-
 def resumed_recipe(run_dir, config, seed, overrides, settings):
     """The settings a resumed run continues with: its own recipe, where only `steps` may change.
 
